@@ -1,0 +1,1 @@
+"""The agent: one per host; dials the manager, runs kernels in a runtime, keeps warm pools."""
