@@ -158,9 +158,15 @@ class Agent(LoggingConfigurable):
                 if not self._registered.is_set():
                     await self._register()
                 else:
-                    await self.rpc.call("heartbeat", {"agent_id": self.agent_id,
-                                                      "kernels": sorted(self.kernels)},
-                                        timeout=max(5.0, self.heartbeat_interval))
+                    reply = await self.rpc.call("heartbeat", {"agent_id": self.agent_id,
+                                                              "kernels": sorted(self.kernels)},
+                                                timeout=max(5.0, self.heartbeat_interval))
+                    # Kernels the manager no longer knows (e.g. a start it gave up on): free them.
+                    for name in reply.get("unknown", []):
+                        kernel = self.kernels.pop(name, None)
+                        if kernel is not None:
+                            self.log.warning("destroying kernel %s: the manager does not know it", name)
+                            await self._destroy(kernel)
             except RpcError as e:
                 if e.code == "unregistered":  # the manager restarted and forgot us
                     self._registered.clear()

@@ -1,0 +1,1 @@
+"""The manager: REST API, auth, state store, scheduler, and the agents' RPC endpoint."""

@@ -1,0 +1,311 @@
+"""Kernel lifecycle in the manager: queue, place, start on an agent, track, destroy.
+
+Kernels live in memory (the manager is their only writer) and are written through to the
+store, so reads such as the provisioner's frequent ``poll`` cost no I/O. Every state change
+wakes its waiters, which is how ``POST /kernels`` can answer as soon as a kernel is RUNNING.
+
+States: PENDING (queued) -> CREATING (placed, agent starting it) -> RUNNING -> EXITED (the
+process ended) | LOST (its agent vanished). A kernel that fails to start is removed, and its
+one-line reason is kept briefly so the client that waits for it can be told why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from ..rpc import RpcError, RpcServer
+from . import metrics
+from .agents import AgentRegistry
+from .errors import ApiError, not_found
+from .scheduler import Request, Slots, place, possible
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("CREATING", "RUNNING")   # states that hold slots on an agent
+
+
+class KernelService:
+    def __init__(self, store: Store, agents: AgentRegistry, rpc: RpcServer, *,
+                 strategy: str = "concentrated", start_timeout: float = 120.0):
+        self.store = store
+        self.agents = agents
+        self.rpc = rpc
+        self.strategy = strategy
+        self.start_timeout = start_timeout
+        self.kernels: dict[str, dict[str, Any]] = {}
+        self.failed: OrderedDict[str, str] = OrderedDict()   # recent start failures, bounded
+        self._changed: dict[str, asyncio.Event] = {}
+        self._kick = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # ----- startup -----------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Take over the kernels a previous manager process left in the store."""
+        for k in await self.store.list_kernels():
+            if k["status"] == "CREATING":
+                # Its agent may or may not have started it; the agent destroys the container
+                # it cannot match to a RUNNING kernel when it registers again.
+                await self.store.delete_kernel(k["id"])
+                continue
+            self.kernels[k["id"]] = k
+        self._loop_task = asyncio.create_task(self._schedule_loop())
+        self.kick()
+
+    async def close(self) -> None:
+        if self._loop_task:
+            self._loop_task.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    # ----- change notification -----------------------------------------------------------
+
+    def _notify(self, kid: str) -> None:
+        ev = self._changed.pop(kid, None)
+        if ev:
+            ev.set()
+        metrics.observe_kernels(self.kernels.values())
+
+    async def wait_for(self, kid: str, states: set[str], timeout: float) -> dict[str, Any]:
+        """Wait until the kernel is in one of ``states`` (or gone); return its latest view."""
+        deadline = time.monotonic() + timeout
+        while True:
+            k = self.kernels.get(kid)
+            if k is None:
+                if kid in self.failed:
+                    raise ApiError(500, "start_failed", self.failed[kid])
+                raise not_found("kernel", kid)
+            left = deadline - time.monotonic()
+            if k["status"] in states or left <= 0:
+                return k
+            ev = self._changed.setdefault(kid, asyncio.Event())
+            try:
+                await asyncio.wait_for(ev.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _set(self, kid: str, **fields: Any) -> None:
+        k = self.kernels.get(kid)
+        if k is None:
+            return
+        k.update(fields)
+        self._notify(kid)
+        await self.store.update_kernel(kid, **fields)
+
+    async def _forget(self, kid: str, failure: str | None = None) -> None:
+        self.kernels.pop(kid, None)
+        if failure:
+            self.failed[kid] = failure
+            while len(self.failed) > 1000:
+                self.failed.popitem(last=False)
+        self._notify(kid)
+        await self.store.delete_kernel(kid)
+        self.kick()
+
+    # ----- queries -----------------------------------------------------------------------
+
+    def get(self, kid: str, user: dict[str, Any]) -> dict[str, Any]:
+        k = self.kernels.get(kid)
+        if k is None or (k["owner"] != user["name"] and not user["is_admin"]):
+            if kid in self.failed and k is None:
+                raise ApiError(500, "start_failed", self.failed[kid])
+            raise not_found("kernel", kid)  # another user's kernel does not exist for you
+        return k
+
+    def list(self, user: dict[str, Any], all_users: bool = False) -> list[dict[str, Any]]:
+        return [k for k in self.kernels.values()
+                if k["owner"] == user["name"] or (all_users and user["is_admin"])]
+
+    def usage(self) -> dict[str, Slots]:
+        used: dict[str, Slots] = {}
+        for k in self.kernels.values():
+            if k["status"] in ACTIVE and k["agent_id"]:
+                used[k["agent_id"]] = used.get(k["agent_id"], Slots()) + Slots.parse(k["resources"])
+        return used
+
+    def owner_usage(self) -> dict[str, Slots]:
+        used: dict[str, Slots] = {}
+        for k in self.kernels.values():
+            if k["status"] in ACTIVE:
+                used[k["owner"]] = used.get(k["owner"], Slots()) + Slots.parse(k["resources"])
+        return used
+
+    # ----- create ------------------------------------------------------------------------
+
+    def _resources(self, image: dict[str, Any], resources: Any) -> Slots:
+        if resources is None:
+            resources = {}
+        try:
+            asked = Slots.parse(resources)
+        except ValueError as e:
+            raise ApiError(400, "bad_resources", str(e)) from None
+        cpu = asked.cpu or max(1.0, float(image.get("min_cpu", 1)))
+        mem = asked.mem or max(2**30, int(image.get("min_mem", 0)))
+        if cpu < float(image.get("min_cpu", 0)) or mem < int(image.get("min_mem", 0)):
+            raise ApiError(400, "bad_resources",
+                           f"{image['name']} needs at least {image.get('min_cpu')} cpu and {image.get('min_mem')} bytes of memory")
+        return Slots(cpu, mem, asked.gpu)
+
+    async def create(self, user: dict[str, Any], image: str, resources: Any = None, env: dict[str, str] | None = None,
+                     argv: list[str] | None = None, constraints: dict[str, str] | None = None) -> dict[str, Any]:
+        catalog = self.agents.catalog()
+        if image not in catalog:
+            known = ", ".join(sorted(catalog)) or "none"
+            raise ApiError(404, "unknown_image", f"no agent offers image {image!r} (known: {known})")
+        slots = self._resources(catalog[image], resources)
+        kid = str(uuid.uuid4())
+        req = Request(kid, user["name"], image, slots, constraints or {}, time.time())
+        reason = possible(self.agents.views(self.usage()), req)
+        if reason:
+            raise ApiError(400, "unschedulable", reason)
+        spec = {"env": env or {}, "argv": argv, "constraints": constraints or {}}
+        row = {"id": kid, "owner": user["name"], "image": image, "status": "PENDING", "agent_id": None,
+               "name": None, "resources": slots.to_dict(), "spec": spec, "connection": None,
+               "exit_code": None, "created": req.enqueued_at, "updated": req.enqueued_at}
+        await self.store.add_kernel(kid, user["name"], image, row["resources"], spec)
+        self.kernels[kid] = row
+        self._notify(kid)
+        self.kick()
+        return row
+
+    # ----- scheduling --------------------------------------------------------------------
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._kick.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+            self._kick.clear()
+            try:
+                await self._schedule_once()
+            except Exception:
+                log.exception("scheduling pass failed")
+
+    async def _schedule_once(self) -> None:
+        pending = [k for k in self.kernels.values() if k["status"] == "PENDING"]
+        if not pending:
+            return
+        queue = [Request(k["id"], k["owner"], k["image"], Slots.parse(k["resources"]),
+                         k["spec"].get("constraints") or {}, k["created"]) for k in pending]
+        decision = place(self.agents.views(self.usage()), queue, strategy=self.strategy,
+                         owner_usage=self.owner_usage())
+        for kid, reason in decision.impossible.items():
+            await self._forget(kid, f"cannot be placed: {reason}")
+        for p in decision.placements:
+            # In memory first, so that the next pass already counts these slots as used.
+            self.kernels[p.kernel_id].update(status="CREATING", agent_id=p.agent_id)
+            self._notify(p.kernel_id)
+            await self.store.update_kernel(p.kernel_id, status="CREATING", agent_id=p.agent_id)
+            self._spawn(self._start_on_agent(p.kernel_id))
+
+    async def _start_on_agent(self, kid: str) -> None:
+        k = self.kernels[kid]
+        started = time.monotonic()
+        try:
+            res = await self.rpc.call(k["agent_id"], "create_kernel", {
+                "kernel_id": kid, "image": k["image"], "cpu": k["resources"]["cpu"], "mem": k["resources"]["mem"],
+                "env": k["spec"].get("env") or {}, "argv": k["spec"].get("argv"),
+            }, timeout=self.start_timeout)
+        except RpcError as e:
+            log.warning("kernel %s failed to start on %s: %s", kid, k["agent_id"], e.message)
+            metrics.KERNEL_START_FAILURES.inc()
+            await self._forget(kid, f"kernel failed to start on agent {k['agent_id']}: {e.message}")
+            return
+        metrics.KERNEL_START_SECONDS.labels(pooled=str(bool(res.get("pooled"))).lower()).observe(time.monotonic() - started)
+        if kid not in self.kernels or self.kernels[kid].get("deleting"):
+            # Deleted while it was starting: give the container back at once.
+            await self._destroy_on_agent(k["agent_id"], res["name"])
+            return
+        await self._set(kid, status="RUNNING", name=res["name"], connection=res["connection"])
+
+    # ----- operations on running kernels -------------------------------------------------
+
+    async def _destroy_on_agent(self, agent_id: str, name: str) -> None:
+        try:
+            await self.rpc.call(agent_id, "destroy_kernel", {"name": name}, timeout=60)
+        except RpcError as e:
+            # A LOST agent destroys what it cannot match when it registers again.
+            log.warning("destroy %s on %s: %s", name, agent_id, e.message)
+
+    async def delete(self, kid: str, user: dict[str, Any]) -> None:
+        k = self.get(kid, user)
+        if k["status"] == "CREATING":
+            k["deleting"] = True
+            k = await self.wait_for(kid, {"RUNNING", "EXITED", "LOST"}, self.start_timeout)
+            if kid not in self.kernels:
+                return
+        if k["name"] and k["agent_id"] and k["status"] in ("RUNNING", "EXITED"):
+            await self._destroy_on_agent(k["agent_id"], k["name"])
+        await self._forget(kid)
+
+    async def signal(self, kid: str, user: dict[str, Any], signum: int) -> None:
+        k = self.get(kid, user)
+        if k["status"] != "RUNNING":
+            raise ApiError(409, "not_running", f"kernel {kid} is {k['status']}")
+        try:
+            await self.rpc.call(k["agent_id"], "signal_kernel", {"name": k["name"], "signum": signum}, timeout=10)
+        except RpcError as e:
+            raise ApiError(502, "agent_error", e.message) from None
+
+    async def restart(self, kid: str, user: dict[str, Any], wait: float) -> dict[str, Any]:
+        """Same kernel id, a fresh kernel behind it (taken from the pool when one is warm)."""
+        k = self.get(kid, user)
+        if k["status"] in ("PENDING", "CREATING"):
+            raise ApiError(409, "not_running", f"kernel {kid} is {k['status']}")
+        if k["name"] and k["agent_id"]:
+            await self._destroy_on_agent(k["agent_id"], k["name"])
+        await self._set(kid, status="PENDING", agent_id=None, name=None, connection=None, exit_code=None)
+        self.kick()
+        return await self.wait_for(kid, {"RUNNING"}, wait)
+
+    # ----- what agents tell us -----------------------------------------------------------
+
+    async def on_register(self, agent_id: str, reported: list[dict[str, Any]]) -> list[str]:
+        """Match what a (re)registering agent runs against our records; return names to keep."""
+        by_name = {r["name"]: r for r in reported}
+        keep: list[str] = []
+        for k in list(self.kernels.values()):
+            if k["agent_id"] != agent_id or k["status"] not in ("RUNNING", "LOST"):
+                continue
+            r = by_name.get(k["name"])
+            if r is None:
+                await self._set(k["id"], status="LOST", exit_code=-1)
+            else:
+                keep.append(k["name"])
+                if k["status"] == "LOST":
+                    log.info("kernel %s is back with agent %s", k["id"], agent_id)
+                await self._set(k["id"], status="RUNNING", connection=r["connection"], exit_code=None)
+        self.kick()
+        return keep
+
+    def unknown_on_agent(self, agent_id: str, names: list[str]) -> list[str]:
+        mine = {k["name"] for k in self.kernels.values() if k["agent_id"] == agent_id}
+        return [n for n in names if n not in mine]
+
+    async def on_exit(self, agent_id: str, name: str, exit_code: int) -> None:
+        for k in self.kernels.values():
+            if k["agent_id"] == agent_id and k["name"] == name and k["status"] == "RUNNING":
+                await self._set(k["id"], status="EXITED", exit_code=exit_code)
+        self.kick()
+
+    async def on_agent_lost(self, agent_id: str) -> None:
+        for k in list(self.kernels.values()):
+            if k["agent_id"] == agent_id and k["status"] in ACTIVE:
+                await self._set(k["id"], status="LOST", exit_code=-1)
+        self.kick()
