@@ -7,6 +7,7 @@ running kernels running across its own restarts (they are re-adopted from the ru
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import os
 import secrets
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq.asyncio
-from traitlets import Dict, Float, Integer, Unicode
+from traitlets import Dict, Float, Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .. import names
@@ -56,6 +57,8 @@ class Agent(LoggingConfigurable):
     default_cpu = Float(1.0, config=True, help="Cores of a kernel started for the pool.")
     default_mem = Unicode("1g", config=True, help="Memory of a kernel started for the pool.")
     pids_limit = Integer(512, config=True)
+    pool_env_ignore = List(Unicode(), ["JPY_SESSION_NAME"], config=True,
+                           help="Environment names a warm kernel may go without (so a request carrying them still hits the pool).")
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -247,7 +250,11 @@ class Agent(LoggingConfigurable):
     async def rpc_create_kernel(self, image: str, cpu: float, mem: int, env: dict[str, str] | None = None,
                                 argv: list[str] | None = None, **_: Any) -> dict[str, Any]:
         env = env or {}
-        kernel = None if (env or argv) else self.pool.take(image, cpu, mem)
+        # A warm kernel was started with the image's own argv and no user environment, so it
+        # only serves requests that would have started the same thing.
+        default_argv = argv is None or argv == self._image(image).kernelspec.get("argv")
+        plain_env = all(any(fnmatch.fnmatchcase(k, p) for p in self.pool_env_ignore) for k in env)
+        kernel = self.pool.take(image, cpu, mem) if default_argv and plain_env else None
         pooled = kernel is not None
         if kernel is None:
             kernel = await self._start(image, argv, env, cpu, mem)
