@@ -22,7 +22,7 @@ from traitlets import Bool, Float, Integer, Unicode
 
 from . import __version__, names
 
-console = Console()
+console = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 
@@ -199,8 +199,8 @@ class ImagesBuildApp(_Base):
             tags = build_images(self.extra_args or None, rebuild_base=self.rebuild_base)
         except ImageBuildError as e:
             fail(str(e))
-        for t in tags:
-            console.print(f"built {t}", highlight=False)
+        for r in tags:
+            console.print(f"built {r.tag} ({r.cached_steps}/{r.steps} steps cached)", highlight=False)
 
 
 class ImagesApp(_Base):

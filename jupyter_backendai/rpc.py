@@ -63,8 +63,10 @@ class CurveKeys:
         self.authorized.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
         for name in ("manager", "agent"):
-            if not (self.directory / f"{name}.key_secret").exists():
+            secret = self.directory / f"{name}.key_secret"
+            if not secret.exists():
                 zmq.auth.create_certificates(str(self.directory), name)
+                secret.chmod(0o600)
         agent_pub = self.directory / "agent.key"
         link = self.authorized / "agent.key"
         if not link.exists():
@@ -238,8 +240,6 @@ class RpcClient:
         sock.curve_serverkey = self._keys.server_public()
         sock.routing_id = self._agent_id.encode()
         sock.linger = 0
-        # Drop queued requests while the manager is away; the agent re-sends on reconnect.
-        sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.connect(self._connect)
         self._sock = sock
         self._task = asyncio.create_task(self._recv_loop())
@@ -276,7 +276,7 @@ class RpcClient:
         try:
             await self._sock.send(_encode(msg), flags=zmq.NOBLOCK)
         except zmq.Again:
-            pass  # no connection to the manager right now; heartbeats will notice
+            pass  # queue full while the manager is away: the caller's timeout notices
 
     async def notify(self, method: str, params: dict[str, Any]) -> None:
         """Fire-and-forget message (events the manager needs at once, e.g. a kernel exit)."""

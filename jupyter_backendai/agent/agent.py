@@ -174,10 +174,10 @@ class Agent(LoggingConfigurable):
                 if e.code == "unregistered":  # the manager restarted and forgot us
                     self._registered.clear()
                     continue
-                self.log.debug("heartbeat: %s", e.message)
+                self.log.warning("manager %s: %s", self.manager, e.message)
             except Exception:
                 self.log.exception("heartbeat failed")
-            await asyncio.sleep(self.heartbeat_interval)
+            await asyncio.sleep(self.heartbeat_interval if self._registered.is_set() else 1.0)
 
     # ----- kernels -----------------------------------------------------------------------
 
