@@ -123,6 +123,12 @@ class UpApp(ServiceApp):
             await manager.stop()
             fail(f"agent failed to start: {e}")
         assert agent.rt is not None
+        try:
+            await agent.wait_registered(60)
+        except asyncio.TimeoutError:
+            await agent.stop()
+            await manager.stop()
+            fail("the local agent did not register with the manager within 60 s")
         if agent.rt.kind == "docker":
             console.print(f"runtime: docker (kernels run in containers; images: {', '.join(i.name for i in agent.catalog) or 'none built yet'})", highlight=False)
         else:

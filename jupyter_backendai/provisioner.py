@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Launch-environment names a client may pass to the kernel (jupyter_server passes its whole
 # os.environ; none of that may reach an agent).
-DEFAULT_ENV_ALLOW = ["JPY_SESSION_NAME", "KERNEL_USERNAME", "KERNEL_WORKING_DIR", "LANG", "LC_*", "TZ"]
+DEFAULT_ENV_ALLOW = ["JPY_SESSION_NAME", "KERNEL_USERNAME", "KERNEL_WORKING_DIR"]
 
 
 class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]

@@ -57,7 +57,7 @@ class Agent(LoggingConfigurable):
     default_cpu = Float(1.0, config=True, help="Cores of a kernel started for the pool.")
     default_mem = Unicode("1g", config=True, help="Memory of a kernel started for the pool.")
     pids_limit = Integer(512, config=True)
-    pool_env_ignore = List(Unicode(), ["JPY_SESSION_NAME"], config=True,
+    pool_env_ignore = List(Unicode(), ["JPY_SESSION_NAME", "KERNEL_*"], config=True,
                            help="Environment names a warm kernel may go without (so a request carrying them still hits the pool).")
 
     def __init__(self, **kwargs: Any):
@@ -107,6 +107,9 @@ class Agent(LoggingConfigurable):
         self.rpc = RpcClient(self._ctx, keys, self.manager, self.agent_id, self._handle)
         self.rpc.start()
         self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
+
+    async def wait_registered(self, timeout: float) -> None:
+        await asyncio.wait_for(self._registered.wait(), timeout)
 
     async def stop(self, drain: bool = False) -> None:
         """Leave kernels running (a restarted agent re-adopts them) unless ``drain``."""

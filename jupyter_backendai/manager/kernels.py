@@ -206,6 +206,8 @@ class KernelService:
         decision = place(self.agents.views(self.usage()), queue, strategy=self.strategy,
                          owner_usage=self.owner_usage())
         for kid, reason in decision.impossible.items():
+            if reason == "no schedulable agent":
+                continue  # agents are away (e.g. a manager restart): wait for them to call in
             await self._forget(kid, f"cannot be placed: {reason}")
         for p in decision.placements:
             # In memory first, so that the next pass already counts these slots as used.

@@ -1,0 +1,235 @@
+"""Shared fixtures: a real cluster (`jupyter backendai up` in a subprocess), real Docker.
+
+Every test session gets its own state dir, Jupyter dirs, ports and kernel port range, so it
+never touches a user's running `up`. Docker tests fail (not skip) under CI when no engine
+answers, because a skipped suite would hide exactly the thing it exists to check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+IMAGE = "backendai/kernel-python:3.11"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    if docker_answers():
+        return
+    if os.environ.get("CI"):
+        pytest.fail("no Docker engine answers; CI must run scripts/ensure-docker.sh first")
+    pytest.skip("no Docker engine answers (outside CI this test is skipped)")
+
+
+@pytest.fixture(scope="session")
+def jupyter_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Private Jupyter dirs for the whole session, with our kernelspecs installed there."""
+    base = tmp_path_factory.mktemp("jupyter")
+    env = {
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "JUPYTER_DATA_DIR": str(base / "data"),
+        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_PATH": str(base / "data"),
+        "IPYTHONDIR": str(base / "ipython"),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    subprocess.run([str(BIN / "jupyter-backendai"), "kernelspec", "install", "--user"], check=True,
+                   capture_output=True)
+    yield env
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@dataclass
+class Cluster:
+    """A running `jupyter backendai up` (or `manager`) and the agents the test added."""
+
+    state_dir: Path
+    port: int
+    rpc_port: int
+    url: str = ""
+    token: str = ""
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    # ----- processes ----------------------------------------------------------------------
+
+    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = self.state_dir.parent / f"{name}.log"
+        self.logs[name] = log
+        f = open(log, "ab")
+        proc = subprocess.Popen([str(BIN / "jupyter-backendai"), *args], stdout=f, stderr=subprocess.STDOUT,
+                                env={**os.environ, **self.env}, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def log(self, name: str) -> str:
+        return self.logs[name].read_text(errors="replace")
+
+    # ----- REST ---------------------------------------------------------------------------
+
+    def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        tok = self.token if token is None else token
+        if tok:
+            headers.setdefault("Authorization", f"Bearer {tok}")
+        return requests.request(method, f"{self.url}/api/v1/{path}", headers=headers, timeout=180, **kwargs)
+
+    def wait_agents(self, n: int, timeout: float = 60) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                agents = [a for a in self.api("GET", "agents").json()["agents"] if a["status"] == "ALIVE" and a["registered"]]
+                if len(agents) >= n:
+                    return agents
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{n} agents did not register within {timeout} s; logs: {self.logs}")
+
+    # ----- what must not leak -------------------------------------------------------------
+
+    def kernel_rows(self) -> list[dict[str, Any]]:
+        db = sqlite3.connect(self.state_dir / "manager.sqlite")
+        db.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in db.execute("SELECT id, status, agent_id, name FROM kernels")]
+        finally:
+            db.close()
+
+    def containers(self, include_pool: bool = False) -> list[Any]:
+        """Kernel containers of this cluster's agents; pool kernels are excluded unless asked."""
+        import docker
+
+        client = docker.from_env()
+        agent_ids = {a["id"] for a in self.api("GET", "agents").json()["agents"]}
+        out = []
+        for c in client.containers.list(all=True, filters={"label": "ai.backend.managed=1"}):
+            if c.labels.get("ai.backend.agent") in agent_ids:
+                out.append(c)
+        if include_pool:
+            return out
+        in_use = {r["name"] for r in self.kernel_rows()}
+        return [c for c in out if c.labels.get("ai.backend.kernel") in in_use]
+
+
+def start_cluster(tmp: Path, *, runtime: str = "docker", heartbeat: float = 1.0, extra: list[str] | None = None,
+                  port_range: str = "31000-31999") -> Cluster:
+    state = tmp / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    c = Cluster(state_dir=state, port=free_port(), rpc_port=free_port())
+    c.url = f"http://127.0.0.1:{c.port}"
+    c.spawn("up", ["up", f"--state-dir={state}", f"--port={c.port}", f"--rpc-port={c.rpc_port}",
+                   f"--runtime={runtime}", f"--heartbeat={heartbeat}", f"--port-range={port_range}",
+                   "--UpApp.write_connection=False", *(extra or [])])
+    token_file = state / "admin-token"
+    deadline = time.monotonic() + 60
+    while not token_file.exists() and time.monotonic() < deadline:
+        if c.procs["up"].poll() is not None:
+            raise AssertionError("up exited:\n" + c.log("up"))
+        time.sleep(0.1)
+    c.token = token_file.read_text().strip()
+    c.wait_agents(1)
+    return c
+
+
+def teardown_cluster(c: Cluster) -> None:
+    for name in list(c.procs):
+        c.stop(name)
+    if docker_answers():  # leave nothing behind, pool kernels included
+        import docker
+
+        client = docker.from_env()
+        agent_ids = set()
+        for d in c.state_dir.rglob("agent-id"):
+            agent_ids.add(d.read_text().strip())
+        for cont in client.containers.list(all=True, filters={"label": "ai.backend.managed=1"}):
+            if cont.labels.get("ai.backend.agent") in agent_ids:
+                cont.remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory, docker_engine: None, jupyter_dirs: dict[str, str]) -> Iterator[Cluster]:
+    """One shared Docker cluster for tests that don't restart or break it."""
+    c = start_cluster(tmp_path_factory.mktemp("cluster"))
+    saved = {k: os.environ.get(k) for k in ("BACKENDAI_URL", "BACKENDAI_TOKEN")}
+    os.environ["BACKENDAI_URL"] = c.url
+    os.environ["BACKENDAI_TOKEN"] = c.token
+    yield c
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    teardown_cluster(c)
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path: Path, docker_engine: None, jupyter_dirs: dict[str, str]) -> Iterator[Cluster]:
+    """A private cluster for tests that restart or break it (port range apart from `cluster`)."""
+    c = start_cluster(tmp_path, port_range="32000-32999")
+    yield c
+    teardown_cluster(c)
+
+
+def wait_until(pred: Any, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+def json_of(resp: requests.Response) -> dict[str, Any]:
+    try:
+        return resp.json()
+    except json.JSONDecodeError:
+        raise AssertionError(f"not JSON: {resp.status_code} {resp.text[:200]}") from None
