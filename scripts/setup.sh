@@ -13,7 +13,8 @@ fi
 stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   echo "setup: installing jupyter-backendai[dev] into $VENV" >&2
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[dev]"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[dev]" >"$VENV/install.log" 2>&1 \
+    || { cat "$VENV/install.log" >&2; echo "setup: pip install failed" >&2; exit 1; }
   touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

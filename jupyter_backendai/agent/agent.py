@@ -112,13 +112,14 @@ class Agent(LoggingConfigurable):
         await asyncio.wait_for(self._registered.wait(), timeout)
 
     async def stop(self, drain: bool = False) -> None:
-        """Leave kernels running (a restarted agent re-adopts them) unless ``drain``."""
+        """Leave users' kernels running (a restarted agent re-adopts them) unless ``drain``;
+        idle warm kernels are only a cache and go."""
         for t in self._tasks:
             t.cancel()
         await self.pool.close()
-        if drain and self.rt:
-            for k in [*self.pool.drain(), *self.kernels.values()]:
-                await self.rt.destroy(k.name)
+        if self.rt:
+            for k in [*self.pool.drain(), *(self.kernels.values() if drain else ())]:
+                await self._destroy(k)
         self.rpc.stop()
         if self.rt:
             await self.rt.close()
