@@ -22,6 +22,7 @@ from traitlets import Dict, Float, Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .. import names
+from ..manager.scheduler import parse_mem
 from ..rpc import CurveKeys, RpcClient, RpcError
 from .pool import WarmPool
 from .ports import PortPool, PortsExhausted
@@ -132,7 +133,6 @@ class Agent(LoggingConfigurable):
         if self.cpu:
             cpu = self.cpu
         if self.mem:
-            from .runtime.docker import parse_mem
             mem = parse_mem(self.mem)
         return {"cpu": cpu, "mem": mem, "gpu": 0}
 
@@ -223,8 +223,6 @@ class Agent(LoggingConfigurable):
             self._exits.pop(name, None)
 
     async def _spawn_for_pool(self, image: str) -> RuntimeKernel:
-        from .runtime.docker import parse_mem
-
         return await self._start(image, None, {}, self.default_cpu, parse_mem(self.default_mem))
 
     async def _destroy(self, kernel: RuntimeKernel) -> None:

@@ -15,6 +15,7 @@ import threading
 from typing import Any, Callable, TypeVar
 
 from ... import names
+from ...manager.scheduler import parse_mem
 from .base import (
     ExitCallback,
     ImageInfo,
@@ -30,14 +31,6 @@ from .base import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def parse_mem(text: str) -> int:
-    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-    text = text.strip().lower().rstrip("b")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
 
 
 def image_info(name: str, labels: dict[str, str]) -> ImageInfo | None:
