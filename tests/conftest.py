@@ -233,3 +233,89 @@ def json_of(resp: requests.Response) -> dict[str, Any]:
         return resp.json()
     except json.JSONDecodeError:
         raise AssertionError(f"not JSON: {resp.status_code} {resp.text[:200]}") from None
+
+
+# ----- tracing one kernel and checking that nothing of it is left ---------------------------
+
+# Run inside a kernel: prints one line naming its container (the hostname Docker gives it is
+# the container id's prefix), its uid and the ports of its connection file, which are the
+# host ports the agent published.
+TRACE_CODE = (
+    "import json as _j, os as _o, socket as _s\n"
+    "from ipykernel.connect import get_connection_info as _gci\n"
+    "_ci = _j.loads(_gci())\n"
+    "print('BACKENDAI-TRACE', _j.dumps({'host': _s.gethostname(), 'uid': _o.getuid(), "
+    "'container': _o.path.exists('/.dockerenv'), "
+    "'ports': [_ci[k] for k in ('shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port')]}))\n"
+)
+
+
+@dataclass(frozen=True)
+class KernelTrace:
+    """What one kernel held: a container (its id prefix or its ai.backend.kernel label) and host ports."""
+
+    container: str
+    ports: tuple[int, ...]
+    uid: int | None = None
+    in_container: bool | None = None
+
+
+def parse_traces(text: str) -> list[KernelTrace]:
+    out = []
+    for line in text.splitlines():
+        if "BACKENDAI-TRACE " in line:
+            d = json.loads(line.split("BACKENDAI-TRACE ", 1)[1])
+            out.append(KernelTrace(d["host"], tuple(d["ports"]), d["uid"], d["container"]))
+    return out
+
+
+def trace_remote(cluster: Cluster, remote_id: str) -> KernelTrace:
+    """Trace of a running kernel from the manager's view (name label and published ports)."""
+    k = json_of(cluster.api("GET", f"kernels/{remote_id}"))
+    conn = k["connection"]
+    ports = tuple(int(conn[p]) for p in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"))
+    return KernelTrace(k["name"], ports)
+
+
+def _matches(cont: Any, ref: str) -> bool:
+    return (cont.id.startswith(ref) or cont.name == f"backendai-{ref}"
+            or cont.labels.get("ai.backend.kernel") == ref
+            or cont.attrs.get("Config", {}).get("Hostname") == ref)
+
+
+def _port_held(port: int) -> bool:
+    """Does anything listen on (or hold a bind of) this host port? Closed connections that
+    linger in TIME_WAIT don't count: SO_REUSEADDR binds over them, as a new kernel would."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def assert_no_leaks(cluster: Cluster, traces: Any = ()) -> None:
+    """No kernel row, no (non-pool) kernel container, and nothing of the traced kernels left:
+    their containers are gone and none of their host ports is published or held."""
+    import docker
+
+    rows = cluster.kernel_rows()
+    assert rows == [], f"kernel rows left: {rows}"
+    left = cluster.containers()
+    assert left == [], f"kernel containers left: {[c.name for c in left]}"
+    everything = docker.from_env().containers.list(all=True)
+    published: dict[int, str] = {}
+    for cont in everything:
+        for bindings in (cont.ports or {}).values():
+            for b in bindings or []:
+                published[int(b["HostPort"])] = cont.name
+    for t in traces:
+        same = [c.name for c in everything if _matches(c, t.container)]
+        assert not same, f"container of kernel {t.container} left: {same}"
+        for p in t.ports:
+            assert p not in published, f"host port {p} of kernel {t.container} still published by {published[p]}"
+            assert not _port_held(p), f"host port {p} of kernel {t.container} still in use"
+# ----- end of kernel tracing helpers
