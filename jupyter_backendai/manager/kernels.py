@@ -6,7 +6,10 @@ wakes its waiters, which is how ``POST /kernels`` can answer as soon as a kernel
 
 States: PENDING (queued) -> CREATING (placed, agent starting it) -> RUNNING -> EXITED (the
 process ended) | LOST (its agent vanished). A kernel that fails to start is removed, and its
-one-line reason is kept briefly so the client that waits for it can be told why.
+one-line reason is kept briefly so the client that waits for it can be told why. A kernel that
+exits is removed too (its agent has already freed its container and ports), and its last view
+is kept briefly so its owner's ``poll`` still reads EXITED and the exit code: a client such as
+`jupyter console` only asks the kernel to shut down and never deletes it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class KernelService:
         self.start_timeout = start_timeout
         self.kernels: dict[str, dict[str, Any]] = {}
         self.failed: OrderedDict[str, str] = OrderedDict()   # recent start failures, bounded
+        self.exited: OrderedDict[str, dict[str, Any]] = OrderedDict()  # recent exits, bounded
         self._changed: dict[str, asyncio.Event] = {}
         self._kick = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -50,9 +54,10 @@ class KernelService:
     async def load(self) -> None:
         """Take over the kernels a previous manager process left in the store."""
         for k in await self.store.list_kernels():
-            if k["status"] == "CREATING":
-                # Its agent may or may not have started it; the agent destroys the container
-                # it cannot match to a RUNNING kernel when it registers again.
+            if k["status"] in ("CREATING", "EXITED"):
+                # CREATING: its agent may or may not have started it; the agent destroys the
+                # container it cannot match to a RUNNING kernel when it registers again.
+                # EXITED: its agent freed it already.
                 await self.store.delete_kernel(k["id"])
                 continue
             self.kernels[k["id"]] = k
@@ -82,7 +87,7 @@ class KernelService:
         """Wait until the kernel is in one of ``states`` (or gone); return its latest view."""
         deadline = time.monotonic() + timeout
         while True:
-            k = self.kernels.get(kid)
+            k = self.kernels.get(kid) or self.exited.get(kid)
             if k is None:
                 if kid in self.failed:
                     raise ApiError(500, "start_failed", self.failed[kid])
@@ -117,7 +122,7 @@ class KernelService:
     # ----- queries -----------------------------------------------------------------------
 
     def get(self, kid: str, user: dict[str, Any]) -> dict[str, Any]:
-        k = self.kernels.get(kid)
+        k = self.kernels.get(kid) or self.exited.get(kid)
         if k is None or (k["owner"] != user["name"] and not user["is_admin"]):
             if kid in self.failed and k is None:
                 raise ApiError(500, "start_failed", self.failed[kid])
@@ -247,6 +252,9 @@ class KernelService:
 
     async def delete(self, kid: str, user: dict[str, Any]) -> None:
         k = self.get(kid, user)
+        if kid not in self.kernels:  # exited, and freed then
+            self.exited.pop(kid, None)
+            return
         if k["status"] == "CREATING":
             k["deleting"] = True
             k = await self.wait_for(kid, {"RUNNING", "EXITED", "LOST"}, self.start_timeout)
@@ -255,6 +263,7 @@ class KernelService:
         if k["name"] and k["agent_id"] and k["status"] in ("RUNNING", "EXITED"):
             await self._destroy_on_agent(k["agent_id"], k["name"])
         await self._forget(kid)
+        self.exited.pop(kid, None)
 
     async def signal(self, kid: str, user: dict[str, Any], signum: int) -> None:
         k = self.get(kid, user)
@@ -270,6 +279,10 @@ class KernelService:
         k = self.get(kid, user)
         if k["status"] in ("PENDING", "CREATING"):
             raise ApiError(409, "not_running", f"kernel {kid} is {k['status']}")
+        if kid not in self.kernels:  # exited: bring its record back
+            k = self.exited.pop(kid)
+            self.kernels[kid] = k
+            await self.store.add_kernel(kid, k["owner"], k["image"], k["resources"], k["spec"])
         if k["name"] and k["agent_id"]:
             await self._destroy_on_agent(k["agent_id"], k["name"])
         await self._set(kid, status="PENDING", agent_id=None, name=None, connection=None, exit_code=None)
@@ -301,9 +314,14 @@ class KernelService:
         return [n for n in names if n not in mine]
 
     async def on_exit(self, agent_id: str, name: str, exit_code: int) -> None:
-        for k in self.kernels.values():
+        for k in list(self.kernels.values()):
             if k["agent_id"] == agent_id and k["name"] == name and k["status"] == "RUNNING":
-                await self._set(k["id"], status="EXITED", exit_code=exit_code)
+                # The agent has already removed the container and freed its ports.
+                k.update(status="EXITED", exit_code=exit_code, updated=time.time())
+                self.exited[k["id"]] = k
+                while len(self.exited) > 1000:
+                    self.exited.popitem(last=False)
+                await self._forget(k["id"])
         self.kick()
 
     async def on_agent_lost(self, agent_id: str) -> None:
