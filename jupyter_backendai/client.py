@@ -6,15 +6,19 @@ Where the manager is: ``BACKENDAI_URL``/``BACKENDAI_TOKEN``, else the connection
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from jupyter_core.paths import jupyter_runtime_dir
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.netutil import DefaultLoopResolver, Resolver
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from . import names
 
@@ -57,6 +61,40 @@ class ManagerAddress:
         return cls(url.rstrip("/"), token)
 
 
+class _Resolver(Resolver):  # type: ignore[misc]
+    """Name lookups that work while the interpreter shuts down.
+
+    The loop's default resolver runs ``getaddrinfo`` in the loop's executor, which refuses work
+    once interpreter shutdown has begun; yet ``jupyter run`` shuts its kernel down from an
+    ``atexit`` hook, so the provisioner's last requests (poll, DELETE) would fail and leave
+    the kernel running. Numeric hosts need no lookup; a name falls back to its last answer.
+    """
+
+    def initialize(self) -> None:
+        self._default = DefaultLoopResolver()
+        self._known: dict[tuple[str, int, int], list[tuple[int, Any]]] = {}
+
+    async def resolve(self, host: str, port: int, family: int = socket.AF_UNSPEC) -> list[tuple[int, Any]]:
+        try:
+            ip = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            pass
+        else:
+            if ip.version == 6:
+                return [(socket.AF_INET6, (str(ip), port, 0, 0))]
+            return [(socket.AF_INET, (str(ip), port))]
+        key = (host, port, family)
+        try:
+            self._known[key] = await self._default.resolve(host, port, family)
+        except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+            if key not in self._known:
+                raise
+        return self._known[key]
+
+
+_RESOLVER = _Resolver()
+
+
 class ManagerClient:
     def __init__(self, address: ManagerAddress, request_timeout: float = 330.0):
         self.address = address
@@ -73,8 +111,9 @@ class ManagerClient:
             body=json.dumps(body) if body is not None else (b"" if method in ("POST", "PUT") else None),
             request_timeout=self.request_timeout, connect_timeout=10,
         )
+        http = SimpleAsyncHTTPClient(force_instance=True, resolver=_RESOLVER)
         try:
-            resp = await AsyncHTTPClient().fetch(req)
+            resp = await http.fetch(req)
         except HTTPClientError as e:
             if e.response is None:  # 599: no answer at all
                 raise ManagerError(0, "unreachable", f"manager at {self.address.url} unreachable: {e}") from None
@@ -85,6 +124,8 @@ class ManagerClient:
                 raise ManagerError(e.code, "error", e.response.reason or str(e)) from None
         except OSError as e:
             raise ManagerError(0, "unreachable", f"manager at {self.address.url} unreachable: {e}") from None
+        finally:
+            http.close()
         return json.loads(resp.body) if resp.body else None
 
     async def create_kernel(self, image: str, resources: dict[str, Any] | None = None, env: dict[str, str] | None = None,
