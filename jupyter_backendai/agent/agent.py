@@ -240,8 +240,14 @@ class Agent(LoggingConfigurable):
             if name in self._starting:
                 self._exits[name] = code  # _start reports it
             return
-        asyncio.create_task(self._destroy(kernel))
-        asyncio.create_task(self.rpc.notify("kernel_exited", {"name": name, "exit_code": code}))
+        asyncio.create_task(self._exited(kernel, code))
+
+    async def _exited(self, kernel: RuntimeKernel, code: int) -> None:
+        # Freed first, reported then: once the manager says EXITED, nothing of it is left.
+        try:
+            await self._destroy(kernel)
+        finally:
+            await self.rpc.notify("kernel_exited", {"name": kernel.name, "exit_code": code})
 
     async def _handle(self, method: str, params: dict[str, Any]) -> Any:
         handler = getattr(self, f"rpc_{method}", None)

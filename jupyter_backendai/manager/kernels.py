@@ -252,7 +252,7 @@ class KernelService:
 
     async def delete(self, kid: str, user: dict[str, Any]) -> None:
         k = self.get(kid, user)
-        if kid not in self.kernels:  # exited, and freed then
+        if kid not in self.kernels:  # exited: its agent freed it before reporting the exit
             self.exited.pop(kid, None)
             return
         if k["status"] == "CREATING":

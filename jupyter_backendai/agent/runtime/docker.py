@@ -141,6 +141,8 @@ class DockerRuntime(Runtime):
         )
 
     async def _remove(self, ref: str) -> None:
+        """Remove the container; return only once it is gone, even when another caller (the
+        exit watcher, a DELETE) started removing it first."""
         import docker.errors
 
         try:
@@ -151,6 +153,10 @@ class DockerRuntime(Runtime):
         except docker.errors.APIError as e:
             if "already in progress" not in str(e):
                 raise
+            try:
+                await self._run(self._client.api.wait, ref, condition="removed")
+            except docker.errors.NotFound:
+                pass
 
     async def destroy(self, name: str) -> None:
         await self._remove(f"backendai-{name}")
