@@ -274,13 +274,14 @@ def trace_remote(cluster: Cluster, remote_id: str) -> KernelTrace:
     k = json_of(cluster.api("GET", f"kernels/{remote_id}"))
     conn = k["connection"]
     ports = tuple(int(conn[p]) for p in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"))
-    return KernelTrace(k["name"], ports)
+    names = [r["name"] for r in cluster.kernel_rows() if r["id"] == remote_id]
+    assert len(names) == 1 and names[0], f"no row names kernel {remote_id}"
+    return KernelTrace(names[0], ports)
 
 
-def _matches(cont: Any, ref: str) -> bool:
-    return (cont.id.startswith(ref) or cont.name == f"backendai-{ref}"
-            or cont.labels.get("ai.backend.kernel") == ref
-            or cont.attrs.get("Config", {}).get("Hostname") == ref)
+def _matches(cont: dict[str, Any], ref: str) -> bool:
+    return (cont["Id"].startswith(ref) or f"/backendai-{ref}" in (cont.get("Names") or [])
+            or (cont.get("Labels") or {}).get("ai.backend.kernel") == ref)
 
 
 def _port_held(port: int) -> bool:
@@ -304,18 +305,22 @@ def assert_no_leaks(cluster: Cluster, traces: Any = ()) -> None:
 
     rows = cluster.kernel_rows()
     assert rows == [], f"kernel rows left: {rows}"
-    left = cluster.containers()
-    assert left == [], f"kernel containers left: {[c.name for c in left]}"
-    everything = docker.from_env().containers.list(all=True)
-    published: dict[int, str] = {}
-    for cont in everything:
-        for bindings in (cont.ports or {}).values():
-            for b in bindings or []:
-                published[int(b["HostPort"])] = cont.name
+    # One listing call (other sessions' containers come and go meanwhile).
+    everything = docker.from_env().api.containers(all=True)
+    agent_ids = {a["id"] for a in cluster.api("GET", "agents").json()["agents"]}
+    mine = [c for c in everything if (c.get("Labels") or {}).get("ai.backend.managed") == "1"
+            and c["Labels"].get("ai.backend.agent") in agent_ids]
+    from jupyter_backendai.agent.agent import Agent
+
+    pool_max = sum(Agent.class_traits()["pool_sizes"].default().values()) * len(agent_ids)  # warm kernels
+    assert len(mine) <= pool_max, f"containers beyond the warm pool: {[(c['Names'], c['Status'], c['Created']) for c in mine]}"
+    published = {int(p["PublicPort"]): c["Names"] for c in everything for p in c.get("Ports") or [] if p.get("PublicPort")}
     for t in traces:
-        same = [c.name for c in everything if _matches(c, t.container)]
+        same = [c["Names"] for c in everything if _matches(c, t.container)]
         assert not same, f"container of kernel {t.container} left: {same}"
         for p in t.ports:
             assert p not in published, f"host port {p} of kernel {t.container} still published by {published[p]}"
             assert not _port_held(p), f"host port {p} of kernel {t.container} still in use"
+
+
 # ----- end of kernel tracing helpers
