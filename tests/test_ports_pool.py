@@ -70,15 +70,25 @@ def test_warm_pool_hands_out_matching_kernels_and_refills() -> None:
     asyncio.run(main())
 
 
-def test_warm_pool_survives_spawn_failures() -> None:
+def test_warm_pool_retries_after_spawn_failures() -> None:
+    broken = True
+
     async def main() -> None:
+        nonlocal broken
+
         async def spawn(image: str) -> RuntimeKernel:
-            raise RuntimeError("image broken")
+            if broken:
+                raise RuntimeError("image broken")
+            return _kernel("k", image)
 
         pool = WarmPool({"img": 1}, spawn)
+        pool.max_backoff = 0.01
         pool.refill_soon()
         await asyncio.sleep(0.01)
-        assert pool.count("img") == 0 and not pool._starting.get("img")
+        assert pool.count("img") == 0
+        broken = False  # the image is fixed: the pool recovers by itself, without a new request
+        await asyncio.sleep(0.1)
+        assert pool.count("img") == 1
         await pool.close()
 
     asyncio.run(main())

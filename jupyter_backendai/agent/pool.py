@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class WarmPool:
+    max_backoff = 30.0  # seconds between refill attempts while starts keep failing
+
     def __init__(
         self,
         sizes: dict[str, int],
@@ -39,13 +41,12 @@ class WarmPool:
         return self.count(image) + self._starting.get(image, 0) < self.sizes.get(image, 0)
 
     def take(self, image: str, cpu: float, mem: int) -> RuntimeKernel | None:
-        q = self._ready.get(image)
-        if not q:
-            return None
-        for k in q:
+        # Every request is a chance to top the pool up, hit or miss: a miss may mean an
+        # earlier refill failed.
+        self.refill_soon()
+        for k in self._ready.get(image, ()):
             if k.cpu == cpu and k.mem == mem:
-                q.remove(k)
-                self.refill_soon()
+                self._ready[image].remove(k)
                 return k
         return None
 
@@ -74,17 +75,24 @@ class WarmPool:
 
     async def _fill(self) -> None:
         # One kernel at a time: a refill must not steal the CPU from a cold start a user waits for.
-        for image in list(self.sizes):
-            while not self._closed and self.wants(image):
-                self._starting[image] = self._starting.get(image, 0) + 1
-                try:
-                    kernel = await self._spawn(image)
-                except Exception as e:
-                    log.warning("warm pool for %s: %s", image, e)
-                    break
-                finally:
-                    self._starting[image] -= 1
-                self.put(kernel)  # even when closing: a restarted agent re-adopts it
+        failures = 0
+        while not self._closed:
+            image = next((i for i in self.sizes if self.wants(i)), None)
+            if image is None:
+                return
+            self._starting[image] = self._starting.get(image, 0) + 1
+            try:
+                kernel = await self._spawn(image)
+            except Exception as e:
+                failures += 1
+                delay = min(self.max_backoff, 0.5 * 2**failures)
+                log.warning("warm pool for %s: %s (retrying in %.0f s)", image, e, delay)
+                await asyncio.sleep(delay)
+                continue
+            finally:
+                self._starting[image] -= 1
+            failures = 0
+            self.put(kernel)  # even when closing: a restarted agent re-adopts it
 
     async def close(self) -> None:
         self._closed = True
