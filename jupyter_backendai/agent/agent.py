@@ -31,6 +31,8 @@ from .runtime import ImageInfo, KernelLaunch, Runtime, RuntimeError_, RuntimeKer
 
 log = logging.getLogger(__name__)
 
+HANDED_OUT = "handed-out"  # marker file in a kernel's dir once a user got the kernel
+
 
 def _host_capacity() -> tuple[float, int]:
     cpu = float(len(os.sched_getaffinity(0)))
@@ -148,7 +150,8 @@ class Agent(LoggingConfigurable):
         for k in reported:
             if k.name in assigned:
                 self.kernels[k.name] = k
-            elif self.pool.wants(k.image) and k.name not in self.pool.names():
+            elif (self.pool.wants(k.image) and k.name not in self.pool.names()
+                  and not (self.kernels_dir / k.name / HANDED_OUT).exists()):
                 self.kernels.pop(k.name, None)
                 self.pool.put(k)   # an idle kernel from before the restart serves as a warm one
             else:
@@ -266,6 +269,11 @@ class Agent(LoggingConfigurable):
         pooled = kernel is not None
         if kernel is None:
             kernel = await self._start(image, argv, env, cpu, mem)
+        # Marked on disk: after a restart, a kernel a user had must never become a warm one.
+        try:
+            (self.kernels_dir / kernel.name / HANDED_OUT).touch()
+        except OSError:  # its dir is gone: so is the kernel, and its exit is on the way
+            pass
         self.kernels[kernel.name] = kernel
         return {"name": kernel.name, "connection": kernel.connection, "pooled": pooled}
 
