@@ -87,6 +87,8 @@ class Cluster:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    agent_ids: set[str] = field(default_factory=set)   # agents started with an explicit --agent-id
+    proc_args: dict[str, list[str]] = field(default_factory=dict)  # process name -> argv, for restarts
 
     # ----- processes ----------------------------------------------------------------------
 
@@ -150,7 +152,8 @@ class Cluster:
         client = docker.from_env()
         agent_ids = {a["id"] for a in self.api("GET", "agents").json()["agents"]}
         out = []
-        for c in client.containers.list(all=True, filters={"label": "ai.backend.managed=1"}):
+        # ignore_removed: other clusters' containers may go between the listing and its inspects
+        for c in client.containers.list(all=True, filters={"label": "ai.backend.managed=1"}, ignore_removed=True):
             if c.labels.get("ai.backend.agent") in agent_ids:
                 out.append(c)
         if include_pool:
@@ -165,9 +168,10 @@ def start_cluster(tmp: Path, *, runtime: str = "docker", heartbeat: float = 1.0,
     state.mkdir(parents=True, exist_ok=True)
     c = Cluster(state_dir=state, port=free_port(), rpc_port=free_port())
     c.url = f"http://127.0.0.1:{c.port}"
-    c.spawn("up", ["up", f"--state-dir={state}", f"--port={c.port}", f"--rpc-port={c.rpc_port}",
-                   f"--runtime={runtime}", f"--heartbeat={heartbeat}", f"--port-range={port_range}",
-                   "--UpApp.write_connection=False", *(extra or [])])
+    c.proc_args["up"] = ["up", f"--state-dir={state}", f"--port={c.port}", f"--rpc-port={c.rpc_port}",
+                         f"--runtime={runtime}", f"--heartbeat={heartbeat}", f"--port-range={port_range}",
+                         "--UpApp.write_connection=False", *(extra or [])]
+    c.spawn("up", c.proc_args["up"])
     token_file = state / "admin-token"
     deadline = time.monotonic() + 60
     while not token_file.exists() and time.monotonic() < deadline:
@@ -182,16 +186,83 @@ def start_cluster(tmp: Path, *, runtime: str = "docker", heartbeat: float = 1.0,
 def teardown_cluster(c: Cluster) -> None:
     for name in list(c.procs):
         c.stop(name)
+    # Agents leave kernels running when they stop (a restarted agent re-adopts them): end the
+    # process runtime's kernels (each leads its own session) and remove the Docker ones.
+    for pid_file in c.state_dir.rglob("kernels/*/pid"):
+        try:
+            pid = int(pid_file.read_text())
+            if str(pid_file.parent).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():  # not a reused pid
+                os.killpg(pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
     if docker_answers():  # leave nothing behind, pool kernels included
         import docker
 
         client = docker.from_env()
-        agent_ids = set()
+        agent_ids = set(c.agent_ids)
         for d in c.state_dir.rglob("agent-id"):
             agent_ids.add(d.read_text().strip())
-        for cont in client.containers.list(all=True, filters={"label": "ai.backend.managed=1"}):
+        for cont in client.containers.list(all=True, filters={"label": "ai.backend.managed=1"}, ignore_removed=True):
             if cont.labels.get("ai.backend.agent") in agent_ids:
-                cont.remove(force=True)
+                try:
+                    cont.remove(force=True)
+                except docker.errors.NotFound:
+                    pass
+
+
+SPLIT_PORTS = (33000, 34999)
+
+
+def start_split_cluster(tmp: Path, n_agents: int = 1, *, runtime: str = "docker", heartbeat: float = 1.0,
+                        manager_extra: list[str] | None = None, agent_extra: list[str] | None = None,
+                        ports: tuple[int, int] = SPLIT_PORTS) -> Cluster:
+    """`jupyter backendai manager` plus N `jupyter backendai agent` processes, each its own.
+
+    Agents get ids ``<tag>-a0``, ``<tag>-a1``..., state dirs under ``<state>/agents/`` and
+    non-overlapping kernel port ranges inside ``ports`` (default 33000-34999). Processes are
+    named ``manager`` and ``agent0``...; ``restart_process(c, name)`` starts one again with the
+    same argv (also ``up`` of a `start_cluster` cluster).
+    """
+    state = tmp / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    c = Cluster(state_dir=state, port=free_port(), rpc_port=free_port())
+    c.url = f"http://127.0.0.1:{c.port}"
+    c.proc_args["manager"] = ["manager", f"--state-dir={state}", f"--port={c.port}", f"--rpc-port={c.rpc_port}",
+                               f"--heartbeat={heartbeat}", *(manager_extra or [])]
+    c.spawn("manager", c.proc_args["manager"])
+    token_file = state / "admin-token"
+    wait_until(lambda: token_file.exists() or c.procs["manager"].poll() is not None, 60, 0.1, "manager start")
+    if c.procs["manager"].poll() is not None:
+        raise AssertionError("manager exited:\n" + c.log("manager"))
+    c.token = token_file.read_text().strip()
+    tag = os.urandom(3).hex()
+    span = (ports[1] - ports[0] + 1) // max(n_agents, 1)
+    for i in range(n_agents):
+        aid = f"split-{tag}-a{i}"
+        c.agent_ids.add(aid)
+        low = ports[0] + i * span
+        args = ["agent", f"--manager=tcp://127.0.0.1:{c.rpc_port}", f"--keys-dir={state / 'curve'}",
+                f"--agent-state-dir={state / 'agents' / aid}", f"--agent-id={aid}",
+                f"--port-range={low}-{low + span - 1}", f"--heartbeat={heartbeat}", f"--runtime={runtime}",
+                *(agent_extra or [])]
+        c.proc_args[f"agent{i}"] = args
+        c.spawn(f"agent{i}", args)
+    try:
+        c.wait_agents(n_agents)
+    except AssertionError:
+        teardown_cluster(c)
+        raise
+    return c
+
+
+def restart_process(c: Cluster, name: str) -> subprocess.Popen[bytes]:
+    """Start a cluster process (``up``, ``manager``, ``agentN``) again with its first argv."""
+    return c.spawn(name, c.proc_args[name])
+
+
+def agent_id_of(c: Cluster, name: str) -> str:
+    """The --agent-id a split cluster's agent process (``agent0``...) runs as."""
+    return next(a.split("=", 1)[1] for a in c.proc_args[name] if a.startswith("--agent-id="))
 
 
 @pytest.fixture(scope="session")
