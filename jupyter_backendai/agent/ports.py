@@ -13,7 +13,10 @@ class PortsExhausted(Exception):
 def _is_free(port: int, host: str) -> bool:
     # A port some other program on the host already holds would make the kernel fail to
     # bind (process runtime) or Docker fail to publish it: skip it instead of failing later.
+    # SO_REUSEADDR as the real binders (libzmq, docker-proxy) use it: a listener still makes
+    # bind fail, but connections of an earlier kernel lingering in TIME_WAIT (60 s) do not.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
