@@ -106,8 +106,9 @@ class KernelService:
         if k is None:
             return
         k.update(fields)
-        self._notify(kid)
+        # Stored before waiters hear of it: an answer never runs ahead of the store.
         await self.store.update_kernel(kid, **fields)
+        self._notify(kid)
 
     async def _forget(self, kid: str, failure: str | None = None) -> None:
         self.kernels.pop(kid, None)
@@ -115,8 +116,8 @@ class KernelService:
             self.failed[kid] = failure
             while len(self.failed) > 1000:
                 self.failed.popitem(last=False)
-        self._notify(kid)
         await self.store.delete_kernel(kid)
+        self._notify(kid)
         self.kick()
 
     # ----- queries -----------------------------------------------------------------------
