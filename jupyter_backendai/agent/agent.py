@@ -215,11 +215,18 @@ class Agent(LoggingConfigurable):
                              if name in self._exits else None)
             return kernel
         except BaseException as e:  # includes cancellation: never leave a container behind
+            reason = str(e)
+            if kernel is not None and name in self._exits:  # it died: its last words say why
+                try:
+                    tail = await self.rt.last_output(name)
+                except Exception:
+                    tail = ""
+                reason += f" ({tail})" if tail else ""
             if kernel is not None or launch.kernel_dir.exists():
                 await self.rt.destroy(name)
             self.ports.release(ports)
             if isinstance(e, (RuntimeError_, NotReady)):
-                raise RpcError("start_failed", str(e)) from None
+                raise RpcError("start_failed", reason) from None
             raise
         finally:
             self._starting.discard(name)

@@ -132,5 +132,9 @@ class Runtime(ABC):
     def watch(self, on_exit: ExitCallback) -> None:
         """Call ``on_exit(name, exit_code)`` on the loop whenever one of our kernels exits."""
 
+    async def last_output(self, name: str) -> str:
+        """The kernel's last line of output (why it died, e.g. a failed exec), or ""."""
+        return ""
+
     async def close(self) -> None:
         """Stop watching; leaves kernels running (they outlive the agent process)."""

@@ -158,6 +158,21 @@ class DockerRuntime(Runtime):
             except docker.errors.NotFound:
                 pass
 
+    async def last_output(self, name: str) -> str:
+        import docker.errors
+
+        try:
+            c = await self._run(self._client.containers.get, f"backendai-{name}")
+            # Why it died is on stderr (tini's exec failure, a traceback) more than on stdout.
+            for streams in ({"stdout": False, "stderr": True}, {"stdout": True, "stderr": True}):
+                logs = await self._run(c.logs, tail=20, **streams)
+                lines = [ln for ln in logs.decode(errors="replace").splitlines() if ln.strip()]
+                if lines:
+                    return _one_line(Exception(lines[-1]))[:200]
+        except docker.errors.APIError:
+            pass
+        return ""
+
     async def destroy(self, name: str) -> None:
         await self._remove(f"backendai-{name}")
         shutil.rmtree(self.kernels_dir / name, ignore_errors=True)
