@@ -132,7 +132,8 @@ class UpApp(ServiceApp):
         if agent.rt.kind == "docker":
             console.print(f"runtime: docker (kernels run in containers; images: {', '.join(i.name for i in agent.catalog) or 'none built yet'})", highlight=False)
         else:
-            console.print("runtime: process (no Docker engine answers: kernels run as local processes, without isolation)", highlight=False)
+            why = "as configured" if agent.runtime == "process" else "no Docker engine answers"
+            console.print(f"runtime: process ({why}: kernels run as local processes, without isolation)", highlight=False)
         conn = runtime_connection_file()
         if self.write_connection:
             conn.parent.mkdir(parents=True, exist_ok=True)
