@@ -558,3 +558,84 @@ def test_jail_inside_the_kernel_image(docker_engine: None, jail_build: Path, scr
     assert out["kill1"] == 1 and out["mount"] == 1
     assert out["connect"] == 13 and out["raw"] == 1
     assert out["budget_fork"] == 1 and 1 <= out["forked"] < 20
+
+
+# ----- a real ipykernel under the jail -----------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the test venv's interpreter lives under /root")
+def test_ipykernel_under_the_jail(jail_build: Path, tmp_path: Path) -> None:
+    """The default policy ("listen") carries a real ipykernel: execute, subprocesses, an
+    interrupt by SIGINT to the jail (as tini -g sends it) and by interrupt_request, and no
+    way out over TCP."""
+    from jupyter_client import BlockingKernelClient
+    from jupyter_client.connect import write_connection_file
+
+    from jupyter_backendai.jail import policy_for_image
+
+    home = tmp_path / "home"
+    home.mkdir()
+    conn, _ = write_connection_file(str(tmp_path / "conn.json"), ip="127.0.0.1")
+    exe = os.path.realpath(sys.executable)
+    pol = policy_for_image("python", {"writable": [str(home), "/dev/null", "/dev/urandom"], "exec_allow+": [exe]})
+    pfile = pol.write(tmp_path / "jail.json")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "IPYTHONDIR": str(home / ".ipython"),
+           "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "MPLCONFIGDIR": str(home), "LANG": "C.UTF-8"}
+    p = subprocess.Popen([str(jail_build), "--policy", str(pfile), "--", sys.executable, "-m", "ipykernel_launcher", "-f", conn],
+                         env=env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kc = BlockingKernelClient()
+    kc.load_connection_file(conn)
+    kc.start_channels()
+
+    def run(code: str, timeout: float = 30, during: Any = None) -> tuple[str, list[str]]:
+        msg_id = kc.execute(code)
+        out: list[str] = []
+        status = ""
+        deadline = time.monotonic() + timeout
+        fired = False
+        while time.monotonic() < deadline:
+            try:
+                m = kc.get_iopub_msg(timeout=1)
+            except Exception:
+                continue
+            if m["parent_header"].get("msg_id") != msg_id:
+                continue
+            if m["msg_type"] == "stream":
+                out.append(m["content"]["text"])
+                if during and not fired and "sleeping" in m["content"]["text"]:
+                    time.sleep(0.3)
+                    during()
+                    fired = True
+            elif m["msg_type"] == "error":
+                out.append(m["content"]["ename"])
+            elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                reply = kc.get_shell_msg(timeout=timeout)
+                status = reply["content"]["status"]
+                break
+        return status, out
+
+    try:
+        kc.wait_for_ready(timeout=60)
+        st, out = run("import subprocess; print(subprocess.run(['echo', 'hi'], capture_output=True, text=True).stdout.strip())")
+        assert st == "ok" and "hi" in "".join(out)
+        st, out = run("import time; print('sleeping', flush=True); time.sleep(30)",
+                      during=lambda: p.send_signal(signal.SIGINT))
+        assert st == "error" and "KeyboardInterrupt" in out
+        st, out = run("import time; print('sleeping', flush=True); time.sleep(30)",
+                      during=lambda: kc.control_channel.send(kc.session.msg("interrupt_request", {})))
+        assert st == "error" and "KeyboardInterrupt" in out
+        with socket.socket() as srv:
+            srv.bind(("127.0.0.1", 0))
+            srv.listen()
+            st, out = run(f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {srv.getsockname()[1]}), timeout=3)\n"
+                          "    print('connected')\nexcept OSError as e:\n    print('errno', e.errno)")
+        assert "errno 13" in "".join(out)
+        st, out = run("print(sum(range(10**6)))")
+        assert st == "ok" and "499999500000" in "".join(out)
+        kc.shutdown()
+        assert p.wait(30) == 0
+    finally:
+        kc.stop_channels()
+        if p.poll() is None:
+            p.kill()
+        p.wait()
