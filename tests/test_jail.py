@@ -639,3 +639,32 @@ def test_ipykernel_under_the_jail(jail_build: Path, tmp_path: Path) -> None:
         if p.poll() is None:
             p.kill()
         p.wait()
+
+
+@pytest.mark.docker
+def test_interrupt_through_tini_and_the_jail_in_the_image(docker_engine: None, jail_build: Path, scratch: Path) -> None:
+    """The image's entrypoint chain (tini -g -> jail -> kernel): `docker kill -s INT` interrupts
+    the kernel, which keeps running."""
+    from jupyter_backendai.jail import policy_for_image
+
+    pfile = policy_for_image(IMAGE).write(scratch / "docker-default.json")
+    code = ("import time\nfor i in range(2):\n    try:\n        print('ready', flush=True); time.sleep(30)\n"
+            "    except KeyboardInterrupt:\n        print('interrupted', flush=True)\nprint('alive')\n")
+    cid = subprocess.run(["docker", "run", "-d", "-v", f"{jail_build}:/usr/local/bin/jail:ro",
+                          "-v", f"{pfile}:/etc/jail.json:ro", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                          "--user", "1000", "--entrypoint", "/usr/bin/tini", IMAGE, "-g", "--",
+                          "/usr/local/bin/jail", "--policy", "/etc/jail.json", "--", "/opt/kernel/bin/python", "-u", "-c", code],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        def logs() -> str:
+            return subprocess.run(["docker", "logs", cid], capture_output=True, text=True).stdout
+        for n in (1, 2):
+            deadline = time.monotonic() + 30
+            while logs().count("ready") < n and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.3)
+            subprocess.run(["docker", "kill", "-s", "INT", cid], check=True, capture_output=True)
+        code_ = subprocess.run(["docker", "wait", cid], capture_output=True, text=True, timeout=60).stdout.strip()
+        assert code_ == "0" and logs().split() == ["ready", "interrupted", "ready", "interrupted", "alive"], logs()
+    finally:
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
