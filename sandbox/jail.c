@@ -408,6 +408,7 @@ static int exec_allowed(const char *exe) {
 /* Logging: one line per denial on fd 2, rate-limited so that a loop cannot flood the output.  */
 
 static pid_t jail_pid, root_pid;
+static pid_t jlog_subject; /* the process a denial is about, while it is handled */
 
 static void jlog(const char *fmt, ...) {
     static time_t window;
@@ -430,6 +431,21 @@ static void jlog(const char *fmt, ...) {
     buf[n++] = '\n';
     ssize_t w = write(2, buf, (size_t)n);
     (void)w;
+    /* The same line to the offending process's own stderr: for a kernel's subprocess that is
+       the kernel's captured stream, so the user sees the denial in the cell's output. */
+    if (jlog_subject > 0) {
+        char path[64];
+        struct stat mine, theirs;
+        snprintf(path, sizeof path, "/proc/%d/fd/2", (int)jlog_subject);
+        if (stat(path, &theirs) == 0 && fstat(2, &mine) == 0 &&
+            !(mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino)) {
+            int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+            if (fd >= 0) {
+                w = write(fd, buf, (size_t)n);
+                close(fd);
+            }
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -819,6 +835,7 @@ static void deny(pid_t tid, struct user_regs_struct *regs, int err) {
 static void on_seccomp(struct task *t) {
     pid_t tid = t->tid;
     struct user_regs_struct regs;
+    jlog_subject = t->tgid;
     clear_pending(t); /* a previous fork/exec of this task is over, one way or the other */
     if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return; /* gone (killed meanwhile) */
     long nr = (long)regs.orig_rax;
@@ -914,6 +931,7 @@ static void on_seccomp(struct task *t) {
 
 static void on_new_task(pid_t parent_tid, int event, pid_t child) {
     struct task *pt = t_find(parent_tid);
+    jlog_subject = pt ? pt->tgid : 0;
     int process = event != PTRACE_EVENT_CLONE || (pt && pt->pending_proc);
     if (pt && process) clear_pending(pt);
     struct task *c = t_add(child);
@@ -930,6 +948,7 @@ static void on_exec(struct task *t) {
     unsigned long former = 0;
     ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &former);
     pid_t pid = t->tid;
+    jlog_subject = pid;
     if ((pid_t)former != pid) { /* a thread exec'ed: it took over the leader's pid */
         struct task *f = t_find((pid_t)former);
         if (f) t_del(f);
