@@ -16,6 +16,7 @@ LABEL_LANG = "ai.backend.lang"                  # "python", "javascript", ...
 LABEL_MIN_CPU = "ai.backend.resource.min.cpu"   # e.g. "1"
 LABEL_MIN_MEM = "ai.backend.resource.min.mem"   # e.g. "256m"
 LABEL_UID = "ai.backend.uid"                    # uid the kernel runs as inside the container
+LABEL_JAIL = "ai.backend.jail"                  # path of the policy file the image's jail reads
 
 # Container labels: what a restarted agent reads to re-adopt its kernels.
 LABEL_MANAGED = "ai.backend.managed"            # "1" on every container an agent starts

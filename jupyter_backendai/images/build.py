@@ -7,6 +7,7 @@ from pathlib import Path
 
 from docker import APIClient
 
+from ..jail.policy import policy_for_image
 from ..names import LABEL_KERNELSPEC, LABEL_LANG, LABEL_MIN_CPU, LABEL_MIN_MEM, LABEL_UID
 from .base import ensure_base_image
 from .catalog import ImageSpec, image_spec, languages
@@ -17,6 +18,8 @@ from .errors import ImageBuildError
 from .progress import Progress, as_progress
 from .wheelhouse import fill_wheelhouse
 
+SANDBOX_DIR = Path(__file__).resolve().parents[1] / "data" / "sandbox"
+JAIL_SOURCES = ("jail.c", "Makefile")
 REQUIRED_LABELS = (LABEL_LANG, LABEL_UID, LABEL_MIN_CPU, LABEL_MIN_MEM, LABEL_KERNELSPEC)
 
 
@@ -27,6 +30,10 @@ def _context_for(spec: ImageSpec, wheelhouse: Path | None) -> bytes:
         entries["requirements.txt"] = spec.requirements
     if wheelhouse is not None:
         entries["wheelhouse"] = wheelhouse
+    # The jail's source (compiled in the image's build stage) and the image's default policy.
+    for name in JAIL_SOURCES:
+        entries[f"jail-src/{name}"] = SANDBOX_DIR / name
+    entries["jail.json"] = policy_for_image(spec.tag).to_json().encode()
     # An image folder may carry extra files (scripts, configs) its Dockerfile COPYs.
     for path in sorted(spec.folder.iterdir()):
         if path.name not in ("Dockerfile", "requirements.txt", "image.json") and not path.name.startswith("."):
