@@ -129,8 +129,11 @@ class ManagerClient:
         return json.loads(resp.body) if resp.body else None
 
     async def create_kernel(self, image: str, resources: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                            argv: list[str] | None = None, wait: float = 120.0) -> dict[str, Any]:
+                            argv: list[str] | None = None, jail: dict[str, Any] | None = None,
+                            wait: float = 120.0) -> dict[str, Any]:
         body: dict[str, Any] = {"image": image, "env": env or {}}
+        if jail:
+            body["jail"] = jail
         if resources:
             body["resources"] = resources
         if argv:

@@ -39,6 +39,8 @@ DEFAULT_ENV_ALLOW = ["JPY_SESSION_NAME", "KERNEL_USERNAME", "KERNEL_WORKING_DIR"
 class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     image = Unicode("", config=True, help="Kernel image, e.g. backendai/kernel-python:3.11 (from the kernelspec).")
     resources = Dict({}, config=True, help='Slots to ask for, e.g. {"cpu": 1, "mem": "1g"}.')
+    jail = Dict({}, config=True, help='Jail policy overrides for this kernel, e.g. {"network": "off"} '
+                                     "(non-admins may only tighten the image's policy).")
     manager_url = Unicode("", config=True, help="Manager URL; default BACKENDAI_URL or the `up` runtime file.")
     token = Unicode("", config=True, help="Manager token; default BACKENDAI_TOKEN or the `up` runtime file.")
     env_allow = List(Unicode(), DEFAULT_ENV_ALLOW, config=True,
@@ -82,7 +84,7 @@ class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         for key in ("cpu", "mem", "gpu"):
             if env.get(f"KERNEL_{key.upper()}"):
                 resources[key] = env[f"KERNEL_{key.upper()}"]
-        self._launch = {"image": image, "resources": resources, "env": self._kernel_env(env)}
+        self._launch = {"image": image, "resources": resources, "env": self._kernel_env(env), "jail": dict(self.jail)}
         # The kernelspec's argv is the container's argv; "{connection_file}" is filled in by
         # the agent, which writes that file where the kernel can read it.
         kwargs["cmd"] = list(self.kernel_spec.argv)

@@ -182,7 +182,7 @@ def test_other_users_kernel(clean: Cluster) -> None:
 # ----- starts that fail on the agent -----------------------------------------------------
 
 @pytest.mark.parametrize("argv,reasons", [
-    (["/nonexistent"], ["code 127", "exec /nonexistent failed"]),   # nothing to run in the container
+    (["/nonexistent"], ["code 127", "/nonexistent", "No such file or directory"]),  # nothing to run
     (["/bin/false"], ["exited with code 1"]),                       # starts, then exits before it is ready
     (["/bin/sh", "-c", "echo first; echo 'cannot start: boom' >&2; exit 3"],
      ["exited with code 3", "cannot start: boom"]),                  # its last words are the reason

@@ -22,6 +22,7 @@ from traitlets import Dict, Float, Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .. import names
+from ..jail.policy import PolicyError, policy_for_image
 from ..manager.scheduler import parse_mem
 from ..rpc import CurveKeys, RpcClient, RpcError
 from .pool import WarmPool
@@ -194,7 +195,8 @@ class Agent(LoggingConfigurable):
                 return i
         raise RpcError("unknown_image", f"image {name} is not on agent {self.agent_id}")
 
-    async def _start(self, image: str, argv: list[str] | None, env: dict[str, str], cpu: float, mem: int) -> RuntimeKernel:
+    async def _start(self, image: str, argv: list[str] | None, env: dict[str, str], cpu: float, mem: int,
+                     jail: dict[str, Any] | None = None) -> RuntimeKernel:
         """Cold start: ports, container, readiness. On any failure nothing is left."""
         assert self.rt is not None
         info = self._image(image)
@@ -205,7 +207,8 @@ class Agent(LoggingConfigurable):
             raise RpcError("no_ports", str(e)) from None
         launch = KernelLaunch(name=name, image=image, argv=argv or info.kernelspec["argv"], env=env,
                               cpu=cpu, mem=mem, ports=ports, key=secrets.token_hex(32),
-                              kernel_dir=self.kernels_dir / name, pids=self.pids_limit)
+                              kernel_dir=self.kernels_dir / name, pids=self.pids_limit,
+                              jail_policy=self._jail_policy(image, jail))
         kernel: RuntimeKernel | None = None
         self._starting.add(name)
         try:
@@ -265,17 +268,26 @@ class Agent(LoggingConfigurable):
             raise RpcError("unknown_method", f"agent has no method {method}")
         return await handler(**params)
 
+    @staticmethod
+    def _jail_policy(image: str, overrides: dict[str, Any] | None) -> str:
+        """The kernel's jail policy: the image's defaults with the manager's overrides."""
+        try:
+            return policy_for_image(image, overrides or {}).to_json()
+        except PolicyError as e:
+            raise RpcError("bad_policy", f"jail policy: {e}") from None
+
     async def rpc_create_kernel(self, image: str, cpu: float, mem: int, env: dict[str, str] | None = None,
-                                argv: list[str] | None = None, **_: Any) -> dict[str, Any]:
+                                argv: list[str] | None = None, jail: dict[str, Any] | None = None,
+                                **_: Any) -> dict[str, Any]:
         env = env or {}
         # A warm kernel was started with the image's own argv and no user environment, so it
         # only serves requests that would have started the same thing.
         default_argv = argv is None or argv == self._image(image).kernelspec.get("argv")
         plain_env = all(any(fnmatch.fnmatchcase(k, p) for p in self.pool_env_ignore) for k in env)
-        kernel = self.pool.take(image, cpu, mem) if default_argv and plain_env else None
+        kernel = self.pool.take(image, cpu, mem) if default_argv and plain_env and not jail else None
         pooled = kernel is not None
         if kernel is None:
-            kernel = await self._start(image, argv, env, cpu, mem)
+            kernel = await self._start(image, argv, env, cpu, mem, jail)
         # Marked on disk: after a restart, a kernel a user had must never become a warm one.
         try:
             (self.kernels_dir / kernel.name / HANDED_OUT).touch()

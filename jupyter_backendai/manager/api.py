@@ -118,12 +118,15 @@ class KernelsHandler(BaseHandler):
         constraints = body.get("constraints") or {}
         if not isinstance(constraints, dict):
             raise ApiError(400, "bad_request", "'constraints' must map label names to values")
+        jail = body.get("jail") or {}
+        if not isinstance(jail, dict):
+            raise ApiError(400, "bad_request", "'jail' must map policy keys to values")
         owner = self.user
         if body.get("owner") and body["owner"] != self.user["name"]:
             if not self.user["is_admin"]:
                 raise ApiError(403, "forbidden", "only an admin can create kernels for another user")
             owner = {"name": body["owner"], "is_admin": False}
-        k = await self.manager.kernels.create(owner, image, body.get("resources"), env, argv, constraints)
+        k = await self.manager.kernels.create(owner, image, body.get("resources"), env, argv, constraints, jail)
         k = await self.manager.kernels.wait_for(k["id"], {"RUNNING", "EXITED", "LOST"}, self.wait_arg(120.0))
         self.reply(kernel_view(k), 201 if k["status"] == "RUNNING" else 202)
 

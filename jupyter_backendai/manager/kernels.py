@@ -25,6 +25,7 @@ from ..rpc import RpcError, RpcServer
 from . import metrics
 from .agents import AgentRegistry
 from .errors import ApiError, not_found
+from .jail_overrides import OverrideRefused, PolicyError, check_overrides
 from .scheduler import Request, Slots, place, possible
 from .store import Store
 
@@ -165,7 +166,8 @@ class KernelService:
         return Slots(cpu, mem, asked.gpu)
 
     async def create(self, user: dict[str, Any], image: str, resources: Any = None, env: dict[str, str] | None = None,
-                     argv: list[str] | None = None, constraints: dict[str, str] | None = None) -> dict[str, Any]:
+                     argv: list[str] | None = None, constraints: dict[str, str] | None = None,
+                     jail: dict[str, Any] | None = None) -> dict[str, Any]:
         catalog = self.agents.catalog()
         if image not in catalog:
             known = ", ".join(sorted(catalog)) or "none"
@@ -176,7 +178,13 @@ class KernelService:
         reason = possible(self.agents.views(self.usage()), req)
         if reason:
             raise ApiError(400, "unschedulable", reason)
-        spec = {"env": env or {}, "argv": argv, "constraints": constraints or {}}
+        try:
+            jail = check_overrides(image, jail, bool(user.get("is_admin")))
+        except PolicyError as e:
+            raise ApiError(400, "bad_policy", f"jail policy: {e}") from None
+        except OverrideRefused as e:
+            raise ApiError(403, "forbidden", str(e)) from None
+        spec = {"env": env or {}, "argv": argv, "constraints": constraints or {}, "jail": jail}
         row = {"id": kid, "owner": user["name"], "image": image, "status": "PENDING", "agent_id": None,
                "name": None, "resources": slots.to_dict(), "spec": spec, "connection": None,
                "exit_code": None, "created": req.enqueued_at, "updated": req.enqueued_at}
@@ -228,7 +236,7 @@ class KernelService:
         try:
             res = await self.rpc.call(k["agent_id"], "create_kernel", {
                 "kernel_id": kid, "image": k["image"], "cpu": k["resources"]["cpu"], "mem": k["resources"]["mem"],
-                "env": k["spec"].get("env") or {}, "argv": k["spec"].get("argv"),
+                "env": k["spec"].get("env") or {}, "argv": k["spec"].get("argv"), "jail": k["spec"].get("jail") or {},
             }, timeout=self.start_timeout)
         except RpcError as e:
             log.warning("kernel %s failed to start on %s: %s", kid, k["agent_id"], e.message)

@@ -51,6 +51,7 @@ class KernelLaunch:
     ports: list[int]          # host ports, in PORT_NAMES order
     key: str
     kernel_dir: Path          # host dir for this kernel's connection file
+    jail_policy: str = ""     # JSON policy for the image's jail (empty: the image's default)
     pids: int = 512
 
 

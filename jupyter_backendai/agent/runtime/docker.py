@@ -121,7 +121,7 @@ class DockerRuntime(Runtime):
             memswap_limit=launch.mem,
             pids_limit=launch.pids,
             ports={f"{p}/tcp": (self._bind_ip, p) for p in launch.ports},
-            volumes={str(conn_path): {"bind": names.CONTAINER_CONNECTION_FILE, "mode": "ro"}},
+            volumes=self._mounts(launch, image.labels or {}, conn_path, uid),
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
         )
@@ -139,6 +139,18 @@ class DockerRuntime(Runtime):
             connection=connection_info(launch.ports, launch.key, self.advertise_ip),
             cpu=launch.cpu, mem=launch.mem,
         )
+
+    @staticmethod
+    def _mounts(launch: KernelLaunch, labels: dict[str, str], conn_path: Any, uid: int) -> dict[str, Any]:
+        mounts = {str(conn_path): {"bind": names.CONTAINER_CONNECTION_FILE, "mode": "ro"}}
+        jail_path = labels.get(names.LABEL_JAIL)
+        if jail_path and launch.jail_policy:
+            # The kernel may read its policy but never change it (root-owned, read-only mount).
+            policy = launch.kernel_dir / "jail.json"
+            policy.write_text(launch.jail_policy)
+            policy.chmod(0o644)
+            mounts[str(policy)] = {"bind": jail_path, "mode": "ro"}
+        return mounts
 
     async def _remove(self, ref: str) -> None:
         """Remove the container; return only once it is gone, even when another caller (the
