@@ -1,0 +1,140 @@
+"""The jail around real kernels started through the product: on by default, visible denials,
+per-kernel policies that only an admin may loosen."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from jupyter_client import BlockingKernelClient, KernelManager
+
+from conftest import IMAGE, Cluster, json_of
+
+pytestmark = pytest.mark.docker
+
+
+def run(kc: BlockingKernelClient, code: str) -> tuple[str, str, dict[str, Any]]:
+    """Execute ``code``; return its stdout, stderr and execute_reply content."""
+    out: list[str] = []
+    err: list[str] = []
+
+    def collect(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "stream":
+            (out if msg["content"]["name"] == "stdout" else err).append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            err.append(f"{msg['content']['ename']}: {msg['content']['evalue']}")
+
+    reply = kc.execute_interactive(code, output_hook=collect, timeout=60)
+    return "".join(out), "".join(err), reply["content"]
+
+
+@pytest.fixture
+def kernel(cluster: Cluster) -> Any:
+    km = KernelManager(kernel_name="backendai-python")
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def test_kernel_runs_under_the_jail_by_default(kernel: BlockingKernelClient) -> None:
+    out, err, reply = run(kernel, (
+        "import os\n"
+        "cmd = lambda pid: open(f'/proc/{pid}/cmdline','rb').read().split(b'\\0')[0].decode()\n"
+        "print(cmd(1), cmd(os.getppid()))"))
+    assert reply["status"] == "ok", err
+    init, parent = out.split()
+    assert init.endswith("tini") and parent == "/usr/local/bin/jail"
+
+
+def test_denials_are_visible_in_the_cell(kernel: BlockingKernelClient) -> None:
+    out, err, reply = run(kernel, (
+        "import subprocess\n"
+        "r = subprocess.run(['/usr/bin/perl', '-e', 'print 1'])\n"
+        "print('perl returncode', r.returncode)\n"
+        "c = subprocess.run(['/usr/bin/perl', '-e', 'print 1'], capture_output=True)\n"
+        "print('captured', c.returncode, c.stdout, c.stderr.decode().strip())"))
+    assert reply["status"] == "ok"
+    assert "perl returncode -9" in out            # killed before it ran a single instruction
+    assert "jail: denied execve /usr/bin/perl" in err  # and the user is told why, in the cell
+    # A program that captures its child's stderr gets the line there instead.
+    assert "captured -9 b'' jail: denied execve /usr/bin/perl" in out
+
+
+def test_writes_outside_the_allowed_dirs_fail(kernel: BlockingKernelClient) -> None:
+    # /run/lock is world-writable in the image: only the jail stands in the way.
+    out, err, reply = run(kernel, (
+        "import os\n"
+        "open('/home/work/ok.txt', 'w').write('fine')\n"
+        "try:\n    open('/run/lock/escape', 'w')\nexcept PermissionError as e:\n    print('refused', e.errno)"))
+    assert reply["status"] == "ok", err
+    assert "refused 13" in out
+
+
+def test_interrupt_still_works_under_the_jail(cluster: Cluster) -> None:
+    km = KernelManager(kernel_name="backendai-python")
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        run(kc, "x = 5")
+        msg_id = kc.execute("import time; print('sleeping', flush=True); time.sleep(60)")
+        while True:  # interrupt once the cell is about to block
+            m = kc.get_iopub_msg(timeout=30)
+            if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "stream":
+                break
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=5)
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+        out, _, _ = run(kc, "print(x)")
+        assert out.strip() == "5"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def _user(cluster: Cluster, name: str) -> str:
+    r = cluster.api("POST", "users", json={"name": name})
+    assert r.status_code == 201, r.text
+    return r.json()["token"]
+
+
+def test_only_admins_loosen_a_policy(cluster: Cluster) -> None:
+    bob = _user(cluster, "bob-jail")
+    for overrides, code in (({"network": "on"}, "forbidden"), ({"writable+": ["/opt"]}, "forbidden"),
+                            ({"max_procs": 100000}, "forbidden"), ({"no_such_key": 1}, "bad_policy"),
+                            ({"network": "sideways"}, "bad_policy")):
+        r = cluster.api("POST", "kernels", token=bob, json={"image": IMAGE, "jail": overrides})
+        assert r.status_code in (400, 403) and r.json()["error"] == code, (overrides, r.text)
+        assert "jail" in r.json()["message"]
+    assert not [k for k in cluster.kernel_rows()]  # refused requests leave no row
+
+
+def _policy_of(cluster: Cluster, kernel: dict[str, Any]) -> dict[str, Any]:
+    kc = BlockingKernelClient()
+    kc.load_connection_info({**kernel["connection"], "key": kernel["connection"]["key"].encode()})
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=30)
+        out, err, _ = run(kc, "print(open('/etc/jail.json').read())")
+        return json.loads(out)
+    finally:
+        kc.stop_channels()
+
+
+def test_per_kernel_policies_reach_the_jail(cluster: Cluster) -> None:
+    carol = _user(cluster, "carol-jail")
+    tight = json_of(cluster.api("POST", "kernels", token=carol, json={"image": IMAGE, "jail": {"max_procs": 8}}))
+    loose = json_of(cluster.api("POST", "kernels", json={"image": IMAGE, "jail": {"network": "on"}}))
+    try:
+        assert tight["status"] == loose["status"] == "RUNNING"
+        assert _policy_of(cluster, tight)["max_procs"] == 8        # a user may tighten
+        assert _policy_of(cluster, loose)["network"] == "on"       # an admin may loosen
+    finally:
+        assert cluster.api("DELETE", f"kernels/{tight['id']}", token=carol).status_code == 204
+        assert cluster.api("DELETE", f"kernels/{loose['id']}").status_code == 204
