@@ -138,3 +138,63 @@ def test_per_kernel_policies_reach_the_jail(cluster: Cluster) -> None:
     finally:
         assert cluster.api("DELETE", f"kernels/{tight['id']}", token=carol).status_code == 204
         assert cluster.api("DELETE", f"kernels/{loose['id']}").status_code == 204
+
+
+def test_pip_install_user_into_home(kernel: BlockingKernelClient) -> None:
+    """`pip install --user` writes beneath /home/work, which the default policy allows."""
+    out, err, reply = run(kernel, (
+        "import base64, hashlib, os, subprocess, sys, zipfile\n"
+        "files = {'hello_jail.py': b'GREETING = \"hi from a user package\"\\n',\n"
+        "         'hello_jail-1.0.dist-info/METADATA': b'Metadata-Version: 2.1\\nName: hello-jail\\nVersion: 1.0\\n',\n"
+        "         'hello_jail-1.0.dist-info/WHEEL': b'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n'}\n"
+        "rec = lambda d: 'sha256=' + base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()\n"
+        "record = ''.join(f'{n},{rec(d)},{len(d)}\\n' for n, d in files.items()) + 'hello_jail-1.0.dist-info/RECORD,,\\n'\n"
+        "whl = '/home/work/hello_jail-1.0-py3-none-any.whl'\n"
+        "with zipfile.ZipFile(whl, 'w') as z:\n"
+        "    for n, d in files.items(): z.writestr(n, d)\n"
+        "    z.writestr('hello_jail-1.0.dist-info/RECORD', record)\n"
+        "r = subprocess.run([sys.executable, '-m', 'pip', 'install', '--user', '--no-index', '--quiet', whl],\n"
+        "                   capture_output=True, text=True)\n"
+        "print('pip', r.returncode, r.stderr.strip()[-300:])\n"
+        "import site, importlib; importlib.invalidate_caches()\n"
+        "sys.path.append(site.getusersitepackages())\n"
+        "import hello_jail; print(hello_jail.GREETING, hello_jail.__file__.startswith('/home/work/.local/'))"))
+    assert reply["status"] == "ok", err
+    assert out.splitlines()[0].startswith("pip 0"), out
+    assert "hi from a user package True" in out
+
+
+def test_missing_landlock_refuses_to_run(docker_engine: None, tmp_path: Any) -> None:
+    """Where the host can't give Landlock, a kernel whose policy requires it does not start."""
+    import docker
+
+    # A seccomp profile that makes Landlock look absent (ENOSYS), everything else allowed.
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{
+        "names": ["landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"],
+        "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}
+    client = docker.from_env()
+
+    def start(policy_overrides: dict[str, Any]) -> tuple[int, str]:
+        from jupyter_backendai.jail.policy import policy_for_image
+
+        pol = tmp_path / "jail.json"
+        pol.write_text(policy_for_image(IMAGE, policy_overrides).to_json())
+        pol.chmod(0o644)
+        c = client.containers.run(IMAGE, ["/opt/kernel/bin/python", "-c", "print('kernel ran')"], detach=True,
+                                  security_opt=[f"seccomp={json.dumps(profile)}", "no-new-privileges"],
+                                  cap_drop=["ALL"], volumes={str(pol): {"bind": "/etc/jail.json", "mode": "ro"}})
+        try:
+            code = c.wait(timeout=60)["StatusCode"]
+            return code, c.logs().decode()
+        finally:
+            c.remove(force=True)
+
+    code, logs = start({})
+    assert code == 125 and "kernel ran" not in logs, logs
+    assert "Landlock" in logs and len(logs.strip().splitlines()) == 1, logs   # one clear line
+    # "listen" is itself built on Landlock, so it refuses too; an admin's explicit choice of
+    # best effort with plain network runs, and says so.
+    code, logs = start({"landlock": "best_effort"})
+    assert code == 125 and "needs Landlock" in logs, logs
+    code, logs = start({"landlock": "best_effort", "network": "on"})
+    assert code == 0 and "kernel ran" in logs and "NOT confined" in logs, logs
