@@ -543,7 +543,9 @@ def test_jail_inside_the_kernel_image(docker_engine: None, jail_build: Path, scr
     pol = policy_for_image(IMAGE, {"max_procs": 20})
     pfile = pol.write(scratch / "docker-policy.json")
     base = ["docker", "run", "--rm", "-v", f"{jail_build}:/usr/local/bin/jail:ro", "-v", f"{pfile}:/etc/jail.json:ro",
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000", IMAGE]
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000",
+            # The image's entrypoint already puts a jail in front; this test drives its own.
+            "--entrypoint", "/usr/bin/tini", IMAGE, "-g", "--"]
     r = subprocess.run(base + ["/usr/local/bin/jail", "--check", "--policy", "/etc/jail.json"],
                        capture_output=True, text=True, timeout=120)
     info = json.loads(r.stdout)
