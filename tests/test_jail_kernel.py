@@ -30,15 +30,23 @@ def run(kc: BlockingKernelClient, code: str) -> tuple[str, str, dict[str, Any]]:
 
 
 @pytest.fixture
-def kernel(cluster: Cluster) -> Any:
+def managed(cluster: Cluster) -> Any:
+    """A backendai-python kernel through the provisioner: (manager, ready client)."""
     km = KernelManager(kernel_name="backendai-python")
     km.start_kernel()
     kc = km.client()
     kc.start_channels()
-    kc.wait_for_ready(timeout=60)
-    yield kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def kernel(managed: Any) -> BlockingKernelClient:
+    return managed[1]
 
 
 def test_kernel_runs_under_the_jail_by_default(kernel: BlockingKernelClient) -> None:
@@ -75,27 +83,19 @@ def test_writes_outside_the_allowed_dirs_fail(kernel: BlockingKernelClient) -> N
     assert "refused 13" in out
 
 
-def test_interrupt_still_works_under_the_jail(cluster: Cluster) -> None:
-    km = KernelManager(kernel_name="backendai-python")
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        run(kc, "x = 5")
-        msg_id = kc.execute("import time; print('sleeping', flush=True); time.sleep(60)")
-        while True:  # interrupt once the cell is about to block
-            m = kc.get_iopub_msg(timeout=30)
-            if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "stream":
-                break
-        km.interrupt_kernel()
-        reply = kc.get_shell_msg(timeout=5)
-        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
-        out, _, _ = run(kc, "print(x)")
-        assert out.strip() == "5"
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+def test_interrupt_still_works_under_the_jail(managed: Any) -> None:
+    km, kc = managed
+    run(kc, "x = 5")
+    msg_id = kc.execute("import time; print('sleeping', flush=True); time.sleep(60)")
+    while True:  # interrupt once the cell is about to block
+        m = kc.get_iopub_msg(timeout=30)
+        if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "stream":
+            break
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=5)
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    out, _, _ = run(kc, "print(x)")
+    assert out.strip() == "5"
 
 
 def _user(cluster: Cluster, name: str) -> str:
