@@ -126,7 +126,7 @@ def _policy_of(cluster: Cluster, kernel: dict[str, Any]) -> dict[str, Any]:
     kc.load_connection_info({**kernel["connection"], "key": kernel["connection"]["key"].encode()})
     kc.start_channels()
     try:
-        kc.wait_for_ready(timeout=30)
+        kc.wait_for_ready(timeout=60)
         out, err, _ = run(kc, "print(open('/etc/jail.json').read())")
         return json.loads(out)
     finally:
