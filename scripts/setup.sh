@@ -21,7 +21,7 @@ export PATH="$VENV/bin:$PATH"
 
 if bash scripts/ensure-docker.sh; then
   export BACKENDAI_DOCKER=1
-  jupyter-backendai images build python
+  jupyter-backendai images build   # every language in images/
 else
   export BACKENDAI_DOCKER=0
   echo "setup: no Docker engine: kernels will run on the process runtime" >&2

@@ -19,6 +19,8 @@ from .progress import Progress, as_progress
 from .wheelhouse import fill_wheelhouse
 
 SANDBOX_DIR = Path(__file__).resolve().parents[1] / "data" / "sandbox"
+#: The wrapper kernel package, copied into images whose kernel is a REPL wrapper.
+KERNELS_DIR = Path(__file__).resolve().parents[1] / "kernels"
 JAIL_SOURCES = ("jail.c", "Makefile")
 REQUIRED_LABELS = (LABEL_LANG, LABEL_UID, LABEL_MIN_CPU, LABEL_MIN_MEM, LABEL_KERNELSPEC)
 
@@ -34,6 +36,8 @@ def _context_for(spec: ImageSpec, wheelhouse: Path | None) -> bytes:
     for name in JAIL_SOURCES:
         entries[f"jail-src/{name}"] = SANDBOX_DIR / name
     entries["jail.json"] = policy_for_image(spec.tag).to_json().encode()
+    # The wrapper kernel (unused by images that don't COPY it; unused files never bust a cache).
+    entries["kernels"] = KERNELS_DIR
     # An image folder may carry extra files (scripts, configs) its Dockerfile COPYs.
     for path in sorted(spec.folder.iterdir()):
         if path.name not in ("Dockerfile", "requirements.txt", "image.json") and not path.name.startswith("."):

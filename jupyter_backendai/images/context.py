@@ -30,7 +30,8 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
 def make_context(entries: Mapping[str, Source]) -> bytes:
     """Pack ``{name in context: file, directory or bytes}`` into an uncompressed tar.
 
-    Directories are added recursively (regular files only, sorted); symlinks are followed.
+    Directories are added recursively (regular files only, sorted, no ``__pycache__``);
+    symlinks are followed.
     """
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -41,6 +42,8 @@ def make_context(entries: Mapping[str, Source]) -> bytes:
             elif source.is_dir():
                 _add_dir(tar, name)
                 for path in sorted(source.rglob("*")):
+                    if "__pycache__" in path.parts or path.suffix == ".pyc":
+                        continue  # byte code differs run to run and would bust the cache
                     rel = f"{name}/{path.relative_to(source).as_posix()}"
                     if path.is_dir():
                         _add_dir(tar, rel)

@@ -184,6 +184,9 @@ BASE = Policy(
 IMAGE_DEFAULTS: dict[str, Policy] = {
     "python": replace(BASE, image="python", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", *COMMON_EXEC, *GCC_EXEC]),
+    # The wrapper kernel (Python) starts node as its driver.
+    "javascript": replace(BASE, image="javascript", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/node", "/usr/bin/nodejs", *COMMON_EXEC]),
 }
 
 
