@@ -385,13 +385,16 @@ def assert_no_leaks(cluster: Cluster, traces: Any = ()) -> None:
 
     pool_max = sum(Agent.class_traits()["pool_sizes"].default().values()) * len(agent_ids)  # warm kernels
     assert len(mine) <= pool_max, f"containers beyond the warm pool: {[(c['Names'], c['Status'], c['Created']) for c in mine]}"
-    published = {int(p["PublicPort"]): c for c in everything for p in c.get("Ports") or [] if p.get("PublicPort")}
+    # Only a running container holds its published ports (an exited one, e.g. one a crashed
+    # engine left behind, still lists them in the API).
+    published = {int(p["PublicPort"]): c for c in everything if c["State"] == "running"
+                 for p in c.get("Ports") or [] if p.get("PublicPort")}
     for t in traces:
         same = [c["Names"] for c in everything if _matches(c, t.container)]
         assert not same, f"container of kernel {t.container} left: {same}"
         for p in t.ports:
             holder = published.get(p)
-            if holder is not None and holder in mine and holder["State"] == "running":
+            if holder is not None and holder in mine:
                 # The agent hands ports out round-robin; after a wrap-around a freed port
                 # goes to a new (warm pool) kernel of this cluster. That is reuse, not a leak.
                 continue
