@@ -38,6 +38,7 @@ PORT_RANGE = (34000, 34999)
 BASELINE_PORTS = (34800, 34999)
 RUN_ID = uuid.uuid4().hex[:8]
 BENCH_LABEL = "ai.backend.bench"
+OFFERED_CPUS = 64
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
@@ -144,7 +145,11 @@ class Cluster:
         self.proc = subprocess.Popen(
             [str(BIN / "jupyter-backendai"), "up", f"--state-dir={state}", f"--port={port}", f"--rpc-port={rpc}",
              f"--port-range={PORT_RANGE[0]}-{PORT_RANGE[1]}", "--UpApp.write_connection=False",
-             f"--Agent.pool_sizes={pools}"],
+             f"--Agent.pool_sizes={pools}",
+             # Benchmark kernels idle between round trips (each is still capped by its own
+             # --cpus): offer more cores than the host has, so that the scheduler's accounting
+             # does not leave a run's third kernel PENDING on a 2-core machine.
+             f"--Agent.cpu={OFFERED_CPUS}"],
             stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         self.sandbox.on_close(self.stop)
         token_file = state / "admin-token"

@@ -12,11 +12,14 @@ open, built from the kernel's connection info:
   backendai (container IP)        the same kernel reached on its bridge address: what the
                                   proxy costs
 
+Then, per language with a built image (``--languages``, default all): that language's kernel
+against its bare runtime, the same trivial statement (see _languages.py), in a second table.
+
 To add a row (gateway websocket, another language), write a function that returns a Session
 (an object with ``rtt() -> float`` and ``close()``) and append a Row to the ``rows`` list in main().
 
 Rows are measured in interleaved blocks (warm-up first), so drift hits every row alike.
-Run: python benchmarks/execute_rtt.py [--runs N] [--warmup N]
+Run: python benchmarks/execute_rtt.py [--runs N] [--warmup N] [--languages all|none|ruby,c,...]
 Exit status is non-zero only when something fails; a slow figure is a figure, not a failure.
 """
 
@@ -36,6 +39,7 @@ from _cluster import (  # noqa: E402
     KERNEL_NAME, Cluster, DockerRunKernel, Sandbox, console, docker_client, fmt_ms, fmt_ratio, log, median,
     quantile,
 )
+from _languages import LANGUAGES, BareRepl, LangBench  # noqa: E402
 
 CODE = "1+1"
 BLOCK = 20  # samples per row before moving on to the next row
@@ -51,6 +55,7 @@ class Row:
     name: str
     open: Callable[[], Session]
     baseline: bool = False
+    lang: str = ""  # set on the per-language rows (kernel and bare runtime)
     note: str = ""
     session: Session | None = None
     samples: list[float] = field(default_factory=list)
@@ -59,10 +64,12 @@ class Row:
 # ----- the ZeroMQ session (one code path for every kernel reached over its own ports) ------
 
 class ZmqSession:
-    def __init__(self, connection: dict[str, Any], on_close: Callable[[], None] = lambda: None):
+    def __init__(self, connection: dict[str, Any], on_close: Callable[[], None] = lambda: None,
+                 code: str = CODE):
         from jupyter_client import BlockingKernelClient
 
         self._on_close = on_close
+        self.code = code
         self.kc = BlockingKernelClient()
         self.kc.load_connection_info(connection)
         self.kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
@@ -87,7 +94,7 @@ class ZmqSession:
 
     def rtt(self) -> float:
         t0 = time.perf_counter()
-        msg_id = self.kc.execute(CODE)
+        msg_id = self.kc.execute(self.code)
         while True:
             reply = self.kc.get_shell_msg(timeout=30)
             if reply["parent_header"].get("msg_id") == msg_id:
@@ -105,7 +112,8 @@ class ZmqSession:
 
 
 def kernel_manager_session(kernel_name: str, cluster: Cluster | None = None,
-                           rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> ZmqSession:
+                           rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                           code: str = CODE) -> ZmqSession:
     from jupyter_client import KernelManager
 
     if cluster is not None:  # the provisioner finds its manager through these
@@ -116,7 +124,7 @@ def kernel_manager_session(kernel_name: str, cluster: Cluster | None = None,
         conn = dict(km.get_connection_info())
         if rewrite:
             conn = rewrite(conn)
-        return ZmqSession(conn, on_close=lambda: km.shutdown_kernel(now=True))
+        return ZmqSession(conn, on_close=lambda: km.shutdown_kernel(now=True), code=code)
     except BaseException:
         km.shutdown_kernel(now=True)
         raise
@@ -144,11 +152,60 @@ def docker_run_session(sandbox: Sandbox) -> ZmqSession:
         raise
 
 
+def language_rows(wanted: str) -> list[Row]:
+    """A kernel row and a bare-runtime row for each wanted language whose image is built."""
+    from jupyter_backendai.images.catalog import image_spec, languages
+
+    if wanted == "none":
+        return []
+    names = languages() if wanted == "all" else [w.strip() for w in wanted.split(",") if w.strip()]
+    client = docker_client()
+    rows: list[Row] = []
+    for lang in names:
+        bench: LangBench | None = LANGUAGES.get(lang)
+        if bench is None:
+            raise SystemExit(f"execute_rtt: no benchmark statement for language {lang!r} (known: {', '.join(LANGUAGES)})")
+        tag = image_spec(lang).tag
+        try:
+            client.images.get(tag)
+        except Exception:
+            if wanted != "all":
+                raise SystemExit(f"execute_rtt: image {tag} is not built (jupyter-backendai images build {lang})")
+            log(f"skipping {lang}: image {tag} not built")
+            continue
+        rows.append(Row(f"{lang} kernel", lambda b=bench: kernel_manager_session(b.kernel_name, code=b.statement),
+                        lang=lang, note=bench.statement))
+        rows.append(Row(f"{lang} bare runtime", lambda b=bench, t=tag: BareRepl(t, b), lang=lang,
+                        note="read-eval loop on docker run -i"))
+    return rows
+
+
 # ----- report -----------------------------------------------------------------------------
+
+def report_languages(rows: list[Row], runs: int) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"per language: one trivial statement, kernel round trip vs the bare runtime ({runs} runs)")
+    for col in ("language", "statement", "kernel median", "kernel p90", "bare median", "kernel / bare",
+                "kernel / python kernel"):
+        t.add_column(col, justify="left" if col in ("language", "statement") else "right")
+    by_lang: dict[str, dict[str, Row]] = {}
+    for r in rows:
+        by_lang.setdefault(r.lang, {})["bare" if r.name.endswith("bare runtime") else "kernel"] = r
+    # ipykernel in its image is the reference for what the Jupyter protocol itself costs.
+    py = median(by_lang["python"]["kernel"].samples) if "python" in by_lang else None
+    for lang, pair in by_lang.items():
+        k, b = median(pair["kernel"].samples), median(pair["bare"].samples)
+        t.add_row(lang, pair["kernel"].note, fmt_ms(k), fmt_ms(quantile(pair["kernel"].samples, 0.9)),
+                  fmt_ms(b), fmt_ratio(k, b), fmt_ratio(k, py) if py else "")
+    console().print(t)
+
 
 def report(rows: list[Row], runs: int, warmup: int, elapsed: float) -> None:
     from rich.table import Table
 
+    lang_rows = [r for r in rows if r.lang]
+    rows = [r for r in rows if not r.lang]
     base = {r.name: median(r.samples) for r in rows if r.baseline}
     t = Table(title=f"execute('{CODE}') round trip, shell request -> execute_reply "
                     f"({runs} runs per row after {warmup} warm-up runs)")
@@ -164,6 +221,8 @@ def report(rows: list[Row], runs: int, warmup: int, elapsed: float) -> None:
                   fmt_ms(min(r.samples)), *[fmt_ratio(med, b) for b in base.values()], r.note)
     con = console()
     con.print(t)
+    if lang_rows:
+        report_languages(lang_rows, runs)
     con.print(f"total {elapsed:.0f} s", highlight=False)
 
 
@@ -171,6 +230,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=200, help="timed round trips per row (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed round trips per row first (default 20)")
+    p.add_argument("--languages", default="all",
+                   help="per-language rows: all (every built image), none, or a comma list (default all)")
     args = p.parse_args()
     if args.runs < 1 or args.warmup < 0:
         p.error("--runs must be at least 1 and --warmup at least 0")
@@ -193,6 +254,7 @@ def main() -> int:
                 lambda: kernel_manager_session(KERNEL_NAME, cluster, lambda c: container_ip_of(cluster, c)),
                 note="same image, no proxy (diagnostic)"),
         ]
+        rows += language_rows(args.languages)
         for r in rows:
             r.session = r.open()
             sandbox.on_close(r.session.close)
@@ -208,7 +270,7 @@ def main() -> int:
                 r.samples.extend(r.session.rtt() for _ in range(n))  # type: ignore[union-attr]
             done += n
         for r in rows:
-            log(f"{r.name:<26} median {fmt_ms(median(r.samples))}")
+            log(f"{r.name:<28} median {fmt_ms(median(r.samples))}")
         report(rows, args.runs, args.warmup, time.monotonic() - started)
         return 0
     except KeyboardInterrupt:
