@@ -71,7 +71,10 @@ class Driver:
         """Yield ("stdout"|"stderr", text), ("frame", msg) and finally ("exit", returncode)."""
         if self.dead:
             return
-        for key, _ in self._sel.select(timeout):
+        # Pipes before frames: output written before a frame (a display, the cell's end) is
+        # already readable when the frame is, so this keeps the program's order.
+        ready = sorted(self._sel.select(timeout), key=lambda kv: kv[0].data == "event")
+        for key, _ in ready:
             name, fd = key.data, key.fd
             while True:
                 try:

@@ -18,6 +18,7 @@ from typing import Any
 from ipykernel.kernelbase import Kernel
 
 from .driver import Driver, DriverDied
+from .ordering import DisplayOrder
 from .profile import Profile
 
 QUERY_TIMEOUT = 10.0  # seconds for complete / is_complete / inspect answers
@@ -87,6 +88,29 @@ class WrapperKernel(Kernel):
                 "text": f"\n[output limit of {limit} characters per cell reached: the rest of this cell's "
                         "output is not shown]\n"})
 
+    def _new_cell(self, silent: bool) -> dict[str, Any]:
+        return {"silent": silent, "shown": 0, "dropped": 0, "noticed": False, "order": DisplayOrder()}
+
+    def _output(self, kind: str, payload: Any, cell: dict[str, Any]) -> None:
+        """Program output and displays, in the order the driver's markers give (ordering.py)."""
+        order: DisplayOrder = cell["order"]
+        if kind == "stdout":
+            events = order.stdout(payload)
+        elif kind == "display":
+            events = order.display(payload)
+        elif kind == "flush":
+            events = order.flush()
+        else:
+            self._stream(kind, payload, cell)
+            return
+        for what, item in events:
+            if what == "text":
+                self._stream("stdout", item, cell)
+            elif not cell["silent"]:
+                self.send_response(self.iopub_socket, "display_data",
+                                   {"data": item.get("data", {}), "metadata": item.get("metadata", {}),
+                                    "transient": {}})
+
     def _error(self, ename: str, evalue: str, traceback: list[str], cell: dict[str, Any] | None) -> dict[str, Any]:
         content = {"ename": ename, "evalue": evalue, "traceback": traceback}
         if cell is None or not cell["silent"]:
@@ -98,14 +122,14 @@ class WrapperKernel(Kernel):
     async def do_execute(self, code: str, silent: bool, store_history: bool = True,
                          user_expressions: dict | None = None, allow_stdin: bool = False,
                          **_: Any) -> dict[str, Any]:
-        cell = {"silent": silent, "shown": 0, "dropped": 0, "noticed": False}
+        cell = self._new_cell(silent)
         if self.driver is None or self.driver.dead:
             self._restart_driver()
         assert self.driver is not None
         # Output that timers printed between cells goes to this one.
         for kind, payload in self.driver.poll(0):
             if kind in ("stdout", "stderr"):
-                self._stream(kind, payload, cell)
+                self._output(kind, payload, cell)
         with self._lock:
             self._running, self._interrupted_at, self._state_lost = True, 0.0, False
         try:
@@ -123,7 +147,7 @@ class WrapperKernel(Kernel):
         while True:
             for kind, payload in driver.poll(0.05):
                 if kind in ("stdout", "stderr"):
-                    self._stream(kind, payload, cell)
+                    self._output(kind, payload, cell)
                 elif kind == "exit":
                     return self._after_death(f"exit status {payload}", cell)
                 elif kind == "frame":
@@ -138,15 +162,13 @@ class WrapperKernel(Kernel):
         assert self.driver is not None
         for kind, payload in self.driver.poll(0):
             if kind in ("stdout", "stderr"):
-                self._stream(kind, payload, cell)
+                self._output(kind, payload, cell)
+        self._output("flush", None, cell)
 
     def _on_event(self, msg: dict[str, Any], cell: dict[str, Any], allow_stdin: bool) -> dict[str, Any] | None:
         kind = msg.get("type")
         if kind == "display":
-            if not cell["silent"]:
-                self.send_response(self.iopub_socket, "display_data",
-                                   {"data": msg.get("data", {}), "metadata": msg.get("metadata", {}),
-                                    "transient": {}})
+            self._output("display", msg, cell)
             return None
         if kind == "input":
             self._answer_input(msg, allow_stdin)
@@ -207,6 +229,7 @@ class WrapperKernel(Kernel):
             self.driver.kill()  # the loop then sees the exit and reports it
 
     def _after_death(self, why: str, cell: dict[str, Any]) -> dict[str, Any]:
+        self._output("flush", None, cell)
         lost = self._state_lost
         try:
             self._restart_driver()
@@ -230,11 +253,18 @@ class WrapperKernel(Kernel):
         except DriverDied:
             return None
         deadline = time.monotonic() + QUERY_TIMEOUT
-        cell = {"silent": False, "shown": 0, "dropped": 0, "noticed": False}
+        cell = self._new_cell(False)
+        try:
+            return self._await_answer(answer, cell, deadline)
+        finally:
+            self._output("flush", None, cell)
+
+    def _await_answer(self, answer: str, cell: dict[str, Any], deadline: float) -> dict[str, Any] | None:
+        assert self.driver is not None
         while time.monotonic() < deadline:
             for kind, payload in self.driver.poll(0.05):
                 if kind in ("stdout", "stderr"):
-                    self._stream(kind, payload, cell)
+                    self._output(kind, payload, cell)
                 elif kind == "frame" and payload.get("type") == answer:
                     return payload
                 elif kind == "frame":

@@ -106,8 +106,13 @@ function display(mime, data, extra) {
     bundle[String(mime)] = typeof data === 'string' ? data : JSON.stringify(data);
   }
   if (!('text/plain' in bundle)) bundle['text/plain'] = `<${Object.keys(bundle)[0]} output>`;
-  send({ type: 'display', data: bundle, metadata: extra || {} });
+  // The marker goes into stdout, in line with console.log, so the wrapper shows the display
+  // at this place in the output (jupyter_backendai/kernels/ordering.py).
+  const sync = ++displaySeq;
+  process.stdout.write(`\x1b]5150;bai-display;${sync}\x07`);
+  send({ type: 'display', data: bundle, metadata: extra || {}, sync });
 }
+let displaySeq = 0;
 display.html = (s) => display('text/html', String(s));
 display.svg = (s) => display('image/svg+xml', String(s));
 display.png = (b) => display('image/png', b);
