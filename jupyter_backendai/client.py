@@ -130,8 +130,13 @@ class ManagerClient:
 
     async def create_kernel(self, image: str, resources: dict[str, Any] | None = None, env: dict[str, str] | None = None,
                             argv: list[str] | None = None, jail: dict[str, Any] | None = None,
+                            tags: dict[str, str] | None = None, owner: str | None = None,
                             wait: float = 120.0) -> dict[str, Any]:
         body: dict[str, Any] = {"image": image, "env": env or {}}
+        if tags:
+            body["tags"] = tags
+        if owner:
+            body["owner"] = owner  # an admin token creating a kernel on a user's behalf (the gateway)
         if jail:
             body["jail"] = jail
         if resources:

@@ -45,6 +45,8 @@ class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     token = Unicode("", config=True, help="Manager token; default BACKENDAI_TOKEN or the `up` runtime file.")
     env_allow = List(Unicode(), DEFAULT_ENV_ALLOW, config=True,
                      help="Names (glob patterns) of launch-environment variables passed to the kernel.")
+    tags = Dict({}, config=True, help="Tags stored with the kernel in the manager (the gateway marks its kernels).")
+    owner = Unicode("", config=True, help="Create the kernel for this user (needs an admin token; the gateway sets it).")
     start_timeout = Float(300.0, config=True, help="Seconds to wait for a kernel to be placed and ready.")
     poll_interval = Float(0.1, config=True, help="How stale a poll answer may be, in seconds.")
 
@@ -84,7 +86,10 @@ class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         for key in ("cpu", "mem", "gpu"):
             if env.get(f"KERNEL_{key.upper()}"):
                 resources[key] = env[f"KERNEL_{key.upper()}"]
-        self._launch = {"image": image, "resources": resources, "env": self._kernel_env(env), "jail": dict(self.jail)}
+        # The Jupyter kernel id rides along as a tag, so that a restarted server finds its kernels.
+        tags = {"jupyter.kernel_id": str(self.kernel_id), **self.tags}
+        self._launch = {"image": image, "resources": resources, "env": self._kernel_env(env), "jail": dict(self.jail),
+                        "tags": tags, "owner": self.owner or None}
         # The kernelspec's argv is the container's argv; "{connection_file}" is filled in by
         # the agent, which writes that file where the kernel can read it.
         kwargs["cmd"] = list(self.kernel_spec.argv)

@@ -122,6 +122,24 @@ def test_body_not_an_object(clean: Cluster, body: Any) -> None:
     assert_error(clean.api("POST", "kernels", data=json.dumps(body)), 400, "bad_json")
 
 
+@pytest.mark.parametrize("tags", [["a"], {"k": 1}, {str(i): "v" for i in range(33)}, {"k": "v" * 600}])
+def test_bad_tags(clean: Cluster, tags: Any) -> None:
+    assert "tags" in assert_error(clean.api("POST", "kernels", json={"image": IMAGE, "tags": tags}), 400, "bad_request")
+
+
+def test_tags_are_kept_and_shown(clean: Cluster) -> None:
+    r = clean.api("POST", "kernels", json={"image": IMAGE, "tags": {"origin": "test", "jupyter.kernel_id": "x"}})
+    assert r.status_code == 201, r.text
+    k = json_of(r)
+    try:
+        assert k["tags"] == {"origin": "test", "jupyter.kernel_id": "x"}
+        assert json_of(clean.api("GET", f"kernels/{k['id']}"))["tags"] == k["tags"]
+        listed = json_of(clean.api("GET", "kernels"))["kernels"]
+        assert [x["tags"] for x in listed if x["id"] == k["id"]] == [k["tags"]]
+    finally:
+        assert clean.api("DELETE", f"kernels/{k['id']}").status_code == 204
+
+
 @pytest.mark.parametrize("resources,word", [({"mem": "lots"}, "lots"), ({"cpu": "many"}, "many"),
                                             ({"cpu": -1}, "-1"), ("2 cores", "")])
 def test_bad_resources(clean: Cluster, resources: Any, word: str) -> None:

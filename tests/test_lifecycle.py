@@ -187,7 +187,12 @@ def assert_no_leaks_of(cluster: Cluster, traces: list[KernelTrace]) -> None:
     assert not left, f"containers of replaced kernels left: {left}"
     rows = {r["name"] for r in cluster.kernel_rows()}
     assert not rows & gone_names, rows
-    published = {int(p["PublicPort"]) for c in everything for p in c.get("Ports") or [] if p.get("PublicPort")}
+    # Ports held by running containers other than this cluster's live kernels (the restarted
+    # kernel or a pool refill may reuse a freed port; an exited container holds none).
+    agent_ids = {a["id"] for a in cluster.api("GET", "agents").json()["agents"]}
+    published = {int(p["PublicPort"]) for c in everything
+                 if c["State"] == "running" and (c.get("Labels") or {}).get("ai.backend.agent") not in agent_ids
+                 for p in c.get("Ports") or [] if p.get("PublicPort")}
     for t in traces:
         assert not set(t.ports) & published, (t, published)
 

@@ -29,6 +29,7 @@ def kernel_view(k: dict[str, Any]) -> dict[str, Any]:
         "id": k["id"], "owner": k["owner"], "image": k["image"], "status": k["status"],
         "agent": k["agent_id"], "resources": k["resources"], "connection": conn,
         "exit_code": k["exit_code"], "created": k["created"], "updated": k["updated"],
+        "tags": dict(k["spec"].get("tags") or {}),
     }
 
 
@@ -121,12 +122,16 @@ class KernelsHandler(BaseHandler):
         jail = body.get("jail") or {}
         if not isinstance(jail, dict):
             raise ApiError(400, "bad_request", "'jail' must map policy keys to values")
+        tags = body.get("tags") or {}
+        if (not isinstance(tags, dict) or len(tags) > 32
+                or not all(isinstance(k, str) and isinstance(v, str) and len(k) + len(v) <= 512 for k, v in tags.items())):
+            raise ApiError(400, "bad_request", "'tags' must map at most 32 strings to strings")
         owner = self.user
         if body.get("owner") and body["owner"] != self.user["name"]:
             if not self.user["is_admin"]:
                 raise ApiError(403, "forbidden", "only an admin can create kernels for another user")
             owner = {"name": body["owner"], "is_admin": False}
-        k = await self.manager.kernels.create(owner, image, body.get("resources"), env, argv, constraints, jail)
+        k = await self.manager.kernels.create(owner, image, body.get("resources"), env, argv, constraints, jail, tags)
         k = await self.manager.kernels.wait_for(k["id"], {"RUNNING", "EXITED", "LOST"}, self.wait_arg(120.0))
         self.reply(kernel_view(k), 201 if k["status"] == "RUNNING" else 202)
 

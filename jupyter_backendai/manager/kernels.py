@@ -167,7 +167,7 @@ class KernelService:
 
     async def create(self, user: dict[str, Any], image: str, resources: Any = None, env: dict[str, str] | None = None,
                      argv: list[str] | None = None, constraints: dict[str, str] | None = None,
-                     jail: dict[str, Any] | None = None) -> dict[str, Any]:
+                     jail: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> dict[str, Any]:
         catalog = self.agents.catalog()
         if image not in catalog:
             known = ", ".join(sorted(catalog)) or "none"
@@ -184,7 +184,8 @@ class KernelService:
             raise ApiError(400, "bad_policy", f"jail policy: {e}") from None
         except OverrideRefused as e:
             raise ApiError(403, "forbidden", str(e)) from None
-        spec = {"env": env or {}, "argv": argv, "constraints": constraints or {}, "jail": jail}
+        # Tags are the client's own bookkeeping (e.g. the Jupyter kernel id a gateway re-adopts by).
+        spec = {"env": env or {}, "argv": argv, "constraints": constraints or {}, "jail": jail, "tags": tags or {}}
         row = {"id": kid, "owner": user["name"], "image": image, "status": "PENDING", "agent_id": None,
                "name": None, "resources": slots.to_dict(), "spec": spec, "connection": None,
                "exit_code": None, "created": req.enqueued_at, "updated": req.enqueued_at}
