@@ -187,6 +187,9 @@ IMAGE_DEFAULTS: dict[str, Policy] = {
     # The wrapper kernel (Python) starts node as its driver.
     "javascript": replace(BASE, image="javascript", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/node", "/usr/bin/nodejs", *COMMON_EXEC]),
+    # The wrapper kernel starts lua5.4 as its driver.
+    "lua": replace(BASE, image="lua", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/lua5.4", "/usr/bin/lua", *COMMON_EXEC]),
 }
 
 

@@ -1,0 +1,208 @@
+"""`backendai-lua`: the wrapper kernel driving Lua 5.4, through the provisioner.
+
+jupyter_kernel_test's conformance checks plus what the wrapper promises beyond them: state
+across cells (top-level locals included), interrupts that keep the state (also inside a
+coroutine), io.read()/input(), display_data, and the per-cell output cap.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import jupyter_kernel_test
+import pytest
+
+from conftest import Cluster, assert_no_leaks
+
+pytestmark = pytest.mark.docker
+
+# 1x1 transparent PNG
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+# the same PNG as a Lua string literal of its raw bytes
+PNG_LUA = "".join(f"\\{b}" for b in __import__("base64").b64decode(PNG_B64))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _on_cluster(cluster: Cluster) -> Iterator[Cluster]:
+    yield cluster
+    assert_no_leaks(cluster)
+
+
+class BackendAILuaKernelTests(jupyter_kernel_test.KernelTests):
+    kernel_name = "backendai-lua"
+    language_name = "lua"
+    file_extension = ".lua"
+
+    code_hello_world = "print('hello, world')"
+    code_stderr = "io.stderr:write('test\\n')"
+
+    completion_samples = [
+        {"text": "string.fo", "matches": {"format"}},
+        {"text": "tabl", "matches": {"table"}},
+        {"text": "math.fl", "matches": {"floor"}},
+    ]
+    complete_code_samples = ["1", "print('hello, world')", "function f(x)\n  return x * 2\nend", "local t = {}"]
+    incomplete_code_samples = ["function f(x)", "for i = 1, 3 do", "x = [[abc", "print(1,", "if x then"]
+    invalid_code_samples = ["1 +* 2", "local 1x = 2", "f(1 2)", "end"]
+
+    code_generate_error = "error('boom')"
+    code_execute_result = [
+        {"code": "6*7", "result": "42"},
+        {"code": "'a' .. 'b'", "result": '"ab"'},
+        {"code": "{1, 2, 3}", "result": "{1, 2, 3}"},
+        {"code": "1, 'two'", "result": '1\t"two"'},
+    ]
+    code_display_data = [
+        {"code": "display.html('<b>test</b>')", "mime": "text/html"},
+        {"code": "display('image/svg+xml', '<svg xmlns=\"http://www.w3.org/2000/svg\"/>')", "mime": "image/svg+xml"},
+        {"code": f"display.png('{PNG_LUA}')", "mime": "image/png"},
+    ]
+    code_inspect_sample = "string.format"
+
+    # ----- helpers --------------------------------------------------------------------------
+
+    def cell(self, code: str, timeout: float = 30) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        self.flush_channels()
+        reply, out = self.execute_helper(code, timeout=timeout)
+        return reply, out
+
+    @staticmethod
+    def text_of(out: list[dict[str, Any]], name: str = "stdout") -> str:
+        return "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream" and m["content"]["name"] == name)
+
+    @staticmethod
+    def result_of(out: list[dict[str, Any]]) -> str | None:
+        res = [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
+        return res[0] if res else None
+
+    def interrupt_running(self, code: str) -> dict[str, Any]:
+        self.flush_channels()
+        msg_id = self.kc.execute(code)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        self.km.interrupt_kernel()
+        reply = self.kc.get_shell_msg(timeout=10)
+        elapsed = time.monotonic() - t0
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "Interrupted", reply["content"]
+        assert elapsed < 2.0, f"interrupt took {elapsed:.2f} s"
+        return reply
+
+    # ----- beyond conformance ---------------------------------------------------------------
+
+    def test_state_across_cells(self) -> None:
+        reply, _ = self.cell("local counter = 40\nlocal step <const> = 1\nlocal function bump() counter = counter + step"
+                             " return counter end\nlabel = 'n'\nlocal unset\nPoint = {}\n"
+                             "function Point.new(x) return setmetatable({x = x}, {__index = Point}) end")
+        assert reply["content"]["status"] == "ok", reply
+        reply, out = self.cell("bump(); return bump()")
+        assert reply["content"]["status"] == "ok", reply
+        assert self.result_of(out) == "42"
+        reply, out = self.cell("label .. counter .. Point.new(step).x, unset")
+        assert self.result_of(out) == '"n421"\tnil', out
+        # locals inside blocks stay local
+        reply, out = self.cell("do local hidden = 1 end\nfor i = 1, 2 do local in_loop = i end\nreturn hidden, in_loop")
+        assert self.result_of(out) == "nil\tnil", out
+
+    def test_error_has_name_value_and_traceback(self) -> None:
+        reply, out = self.cell("local function inner() return nil + 1 end\ninner()")
+        c = reply["content"]
+        assert c["status"] == "error" and c["ename"] == "LuaError", c
+        assert "arithmetic on a nil value" in c["evalue"] and c["evalue"].startswith("<cell "), c
+        assert any(":2: in main chunk" in line for line in c["traceback"]), c
+        assert not any("lua_driver" in line for line in c["traceback"]), c
+        reply, out = self.cell("x = 1\ny = = 2")
+        c = reply["content"]
+        assert c["status"] == "error" and c["ename"] == "SyntaxError" and ":2:" in c["evalue"], c
+        # The driver keeps working after a user error.
+        _, out = self.cell("1+1")
+        assert self.result_of(out) == "2"
+
+    def test_completion_of_user_values(self) -> None:
+        self.cell("record = {alpha = 1, alps = 2, beta = 3}\ngreeting = 'hi'")
+        reply = self.completions("record.al")
+        assert set(reply["content"]["matches"]) == {"alpha", "alps"}, reply["content"]
+        reply = self.completions("greeting:up")
+        assert reply["content"]["matches"] == ["upper"], reply["content"]
+        reply = self.completions("recor")
+        assert "record" in reply["content"]["matches"], reply["content"]
+
+    def completions(self, text: str) -> dict[str, Any]:
+        self.flush_channels()
+        self.kc.complete(text)
+        return self.kc.get_shell_msg(timeout=10)
+
+    def test_interrupt_keeps_state(self) -> None:
+        self.cell("local kept = 'still here'")
+        self.interrupt_running("while true do end")
+        _, out = self.cell("kept")
+        assert self.result_of(out) == '"still here"', out
+        # a busy coroutine, and a second interrupt in the same process
+        self.interrupt_running("local co = coroutine.wrap(function() while true do end end)\nco()")
+        _, out = self.cell("kept")
+        assert self.result_of(out) == '"still here"', out
+
+    def test_input_request(self) -> None:
+        self.flush_channels()
+        msg_id = self.kc.execute("local answer = input('name? ')\nio.write('age? ')\nlocal age = io.read('n')\n"
+                                 "print('hi ' .. answer .. ' ' .. age + 1)", allow_stdin=True)
+        for prompt, value in (("name? ", "Ada"), ("", "36")):
+            req = self.kc.get_stdin_msg(timeout=20)
+            assert req["msg_type"] == "input_request" and req["content"]["prompt"] == prompt, req
+            self.kc.input(value)
+        reply = self.kc.get_shell_msg(timeout=20)
+        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok", reply["content"]
+        out = []
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=10)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            out.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert "hi Ada 37" in self.text_of(out), out
+
+    def test_input_without_stdin_is_an_error(self) -> None:
+        self.flush_channels()
+        msg_id = self.kc.execute("input('x')", allow_stdin=False)
+        reply = self.kc.get_shell_msg(timeout=20)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "error", reply["content"]
+        assert reply["content"]["ename"] == "StdinNotImplementedError", reply["content"]
+
+    def test_display_svg_and_png(self) -> None:
+        reply, out = self.cell("display.svg('<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"4\"/></svg>')\n"
+                               f"display.png('{PNG_LUA}')")
+        assert reply["content"]["status"] == "ok", reply
+        shown = [m["content"]["data"] for m in out if m["msg_type"] == "display_data"]
+        assert len(shown) == 2, out
+        assert "<circle" in shown[0]["image/svg+xml"]
+        assert shown[1]["image/png"] == PNG_B64
+
+    def test_runaway_output_is_capped(self) -> None:
+        reply, out = self.cell("for i = 1, 50000 do print(('x'):rep(99)) end", timeout=60)
+        assert reply["content"]["status"] == "ok", reply
+        shown = self.text_of(out)
+        assert 900_000 <= len(shown) <= 1_000_000, len(shown)
+        assert "output limit" in self.text_of(out, "stderr"), self.text_of(out, "stderr")[-300:]
+        _, out = self.cell("'after'")  # the next cell starts with a fresh budget and nothing left over
+        assert self.result_of(out) == '"after"' and not self.text_of(out), out
+
+    def test_output_streams_while_running(self) -> None:
+        """stdout arrives as it is written, not at the end of the cell."""
+        self.flush_channels()
+        msg_id = self.kc.execute("print('first')\nlocal t = os.time() + 2\nwhile os.time() < t do end")
+        t0 = time.monotonic()
+        first_at = None
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=10)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream" and "first" in msg["content"]["text"] and first_at is None:
+                first_at = time.monotonic() - t0
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                done_at = time.monotonic() - t0
+                break
+        self.kc.get_shell_msg(timeout=10)
+        assert first_at is not None and done_at - first_at > 0.9, (first_at, done_at)
