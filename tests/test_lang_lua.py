@@ -180,6 +180,13 @@ class BackendAILuaKernelTests(jupyter_kernel_test.KernelTests):
         assert "<circle" in shown[0]["image/svg+xml"]
         assert shown[1]["image/png"] == PNG_B64
 
+    def test_display_keeps_its_place_in_the_output(self) -> None:
+        reply, out = self.cell("print('before'); display.html('<i>x</i>'); print('after')")
+        assert reply["content"]["status"] == "ok", reply
+        order = [("display" if m["msg_type"] == "display_data" else m["content"]["text"].strip())
+                 for m in out if m["msg_type"] in ("stream", "display_data")]
+        assert order == ["before", "display", "after"], order
+
     def test_runaway_output_is_capped(self) -> None:
         reply, out = self.cell("for i = 1, 50000 do print(('x'):rep(99)) end", timeout=60)
         assert reply["content"]["status"] == "ok", reply

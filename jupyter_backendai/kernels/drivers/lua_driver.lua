@@ -337,6 +337,7 @@ local function base64(s)
   return concat(out)
 end
 
+local display_seq = 0
 local BINARY = { ["image/png"] = true, ["image/jpeg"] = true, ["image/gif"] = true }
 
 -- display(mime, data[, metadata]) or display({[mime] = data, ...}[, metadata]).
@@ -358,8 +359,12 @@ local display = setmetatable({}, { __call = function(_, mime, data, metadata)
     for k in pairs(bundle) do first = first or k end
     bundle["text/plain"] = "<" .. tostring(first) .. " output>"
   end
+  -- A marker in stdout, in line with print(), puts the display at this place in the output
+  -- (jupyter_backendai/kernels/ordering.py).
+  display_seq = display_seq + 1
+  io.stdout:write("\27]5150;bai-display;", display_seq, "\7")
   io.stdout:flush()
-  send({ type = "display", data = bundle, metadata = metadata or {} })
+  send({ type = "display", data = bundle, metadata = metadata or {}, sync = display_seq })
 end })
 function display.html(s) display("text/html", tostring(s)) end
 function display.svg(s) display("image/svg+xml", tostring(s)) end
