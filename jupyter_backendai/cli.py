@@ -381,6 +381,7 @@ class BackendAIApp(_Base):
         "agents": (AgentsApp, AgentsApp.description),
         "kill": (KillApp, KillApp.description),
     }
+    examples = "jupyter backendai gateway --ip=0.0.0.0   # Jupyter Server (port 8888) whose kernels run here, per user token"
 
     def start(self) -> None:
         if self.subapp is None:
@@ -390,6 +391,12 @@ class BackendAIApp(_Base):
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["gateway"]:
+        # A Jupyter Server application of its own (ExtensionApp.launch_instance makes the server).
+        from .gateway.app import GatewayApp
+
+        GatewayApp.launch_instance(sys.argv[2:])
+        return
     BackendAIApp.launch_instance()
 
 

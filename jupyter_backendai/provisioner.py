@@ -87,9 +87,11 @@ class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if env.get(f"KERNEL_{key.upper()}"):
                 resources[key] = env[f"KERNEL_{key.upper()}"]
         # The Jupyter kernel id rides along as a tag, so that a restarted server finds its kernels.
-        tags = {"jupyter.kernel_id": str(self.kernel_id), **self.tags}
+        # The gateway's KernelManager names the user and adds its own tags (gateway/kernels.py).
+        tags = {"jupyter.kernel_id": str(self.kernel_id), **self.tags, **getattr(self.parent, "backendai_tags", {})}
+        owner = self.owner or getattr(self.parent, "backendai_owner", "")
         self._launch = {"image": image, "resources": resources, "env": self._kernel_env(env), "jail": dict(self.jail),
-                        "tags": tags, "owner": self.owner or None}
+                        "tags": tags, "owner": owner or None}
         # The kernelspec's argv is the container's argv; "{connection_file}" is filled in by
         # the agent, which writes that file where the kernel can read it.
         kwargs["cmd"] = list(self.kernel_spec.argv)
