@@ -190,6 +190,9 @@ IMAGE_DEFAULTS: dict[str, Policy] = {
     # The wrapper kernel starts lua5.4 as its driver.
     "lua": replace(BASE, image="lua", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/lua5.4", "/usr/bin/lua", *COMMON_EXEC]),
+    # The wrapper kernel starts php (php-cli) as its driver.
+    "php": replace(BASE, image="php", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/php", "/usr/bin/php8.2", *COMMON_EXEC]),
 }
 
 
