@@ -57,6 +57,7 @@ class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self._exit_code: int | None = None
         self._polled_at = 0.0
         self._launch: dict[str, Any] = {}
+        self.deleted_elsewhere = False
 
     @property
     def client(self) -> ManagerClient:
@@ -142,6 +143,9 @@ class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             k = await self.client.get_kernel(self._remote_id)
         except ManagerError as e:
             if e.status == 404:
+                # Shut down by someone else (another gateway, `jupyter backendai kill`): gone
+                # for good, not crashed, so nothing should restart it.
+                self.deleted_elsewhere = True
                 self._exit_code = self._exit_code if self._exit_code is not None else -1
                 return self._exit_code
             # Manager unreachable (restarting?): the kernel itself may be fine; say alive.

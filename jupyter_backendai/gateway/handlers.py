@@ -24,7 +24,8 @@ ENV_PATTERN = re.compile(r"KERNEL_[A-Z0-9_]+\Z")
 
 
 class AdoptFirst:
-    """A kernel another gateway started since our last look is adopted before we answer 404."""
+    """A kernel another gateway started since our last look is adopted before we answer 404;
+    anyone else's kernel is 404 before any work starts."""
 
     async def prepare(self) -> None:  # type: ignore[misc]
         await super().prepare()  # type: ignore[misc]
@@ -32,6 +33,9 @@ class AdoptFirst:
         km = self.kernel_manager  # type: ignore[attr-defined]
         if kid and kid not in km:
             await km.adopt_running()
+        if kid:
+            # 404 here, before jupyter_server's handler turns it into a 500 "Exception restarting kernel".
+            km._check_kernel_id(kid)
 
 
 class KernelsHandler(MainKernelHandler):  # type: ignore[misc]

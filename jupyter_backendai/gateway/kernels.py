@@ -38,6 +38,16 @@ class BackendAIServerKernelManager(ServerKernelManager):  # type: ignore[misc]
     def backendai_tags(self) -> dict[str, str]:
         return {ORIGIN_TAG: ORIGIN, KERNEL_NAME_TAG: self.kernel_name}
 
+    async def _async_restart_kernel(self, now: bool = False, newports: bool = False, **kw: Any) -> None:
+        # The restarter restarts kernels that died. One that was shut down through another
+        # gateway did not die: drop it from this gateway instead of starting a new one.
+        if getattr(self.provisioner, "deleted_elsewhere", False):
+            self.parent.forget(self.kernel_id)
+            return
+        await super()._async_restart_kernel(now=now, newports=newports, **kw)
+
+    restart_kernel = _async_restart_kernel  # type: ignore[assignment]
+
 
 class BackendAIKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
     adopt_interval = Float(5.0, config=True, help="Seconds between looks for kernels other gateways started.")
@@ -80,6 +90,18 @@ class BackendAIKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         await self.adopt_running()
         user = current_user.get()
         return [k for k in super().list_kernels() if user is None or self.owner_of(k["id"]) == user]
+
+    def forget(self, kernel_id: str) -> None:
+        """Stop serving a kernel that is gone from Backend.AI, without touching it."""
+        km = self._kernels.get(kernel_id)
+        if km is None:
+            return
+        self.stop_watching_activity(kernel_id)
+        km.stop_restarter()
+        self.remove_kernel(kernel_id)
+        self._kernel_connections.pop(kernel_id, None)
+        self._kernel_ports.pop(kernel_id, None)
+        self.log.info("Kernel %s was shut down elsewhere; no longer served here", kernel_id)
 
     # ----- kernels outlive the gateway ----------------------------------------------------
 
