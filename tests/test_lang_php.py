@@ -93,6 +93,26 @@ class BackendAIPHPKernelTests(jupyter_kernel_test.KernelTests):
         assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "Interrupted", reply["content"]
         assert elapsed < 2.0, f"interrupt took {elapsed:.2f} s"
 
+    def run_with_answers(self, code: str, answers: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run a cell that reads stdin, answering its input requests in turn."""
+        self.flush_channels()
+        msg_id = self.kc.execute(code, allow_stdin=True)
+        for value in answers:
+            req = self.kc.get_stdin_msg(timeout=20)
+            assert req["msg_type"] == "input_request", req
+            self.kc.input(value)
+        reply = self.kc.get_shell_msg(timeout=20)
+        assert reply["parent_header"]["msg_id"] == msg_id, reply
+        out = []
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=10)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            out.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        return reply, out
+
     # ----- beyond conformance ---------------------------------------------------------------
 
     def test_state_across_cells(self) -> None:
@@ -173,6 +193,12 @@ class BackendAIPHPKernelTests(jupyter_kernel_test.KernelTests):
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
         assert "hi Ada 37 London" in self.text_of(out), out
+
+    def test_stdin_loop_ends_at_an_empty_answer(self) -> None:
+        reply, out = self.run_with_answers("$got = [];\nwhile (($line = fgets(STDIN)) !== false) $got[] = trim($line);\n"
+                                           "[$got, file_get_contents('php://stdin')]", ["a", "b", "", "c", "d", ""])
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert self.result_of(out) == "[['a', 'b'], 'c\nd\n']", out
 
     def test_input_without_stdin_is_an_error(self) -> None:
         self.flush_channels()

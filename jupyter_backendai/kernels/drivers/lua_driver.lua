@@ -281,7 +281,9 @@ end
 
 local function input(prompt, password) return ask(prompt, password, false) end
 
--- io.read formats over whole lines from the frontend
+-- io.read formats over whole lines from the frontend. A frontend cannot send end-of-file, so
+-- on this stdin an empty answer ends the input (nil; "a" reads lines up to it): loops like
+-- `for line in io.lines() do` can finish. input() returns "" for an empty answer.
 local function read_formats(...)
   local fmts = table.pack(...)
   if fmts.n == 0 then fmts = { "l", n = 1 } end
@@ -289,12 +291,22 @@ local function read_formats(...)
   for i = 1, fmts.n do
     local f = fmts[i]
     if real_type(f) == "string" then f = f:gsub("^%*", ""):sub(1, 1) end
-    local line = ask("", false, true)
-    if line == nil then out[i] = nil; return table.unpack(out, 1, i) end
-    if f == "n" then out[i] = math.tointeger(tonumber(line)) or tonumber(line)
-    elseif f == "L" or f == "a" then out[i] = line .. "\n"
-    elseif math.type(f) == "integer" then out[i] = line:sub(1, f)
-    else out[i] = line end
+    if f == "a" then
+      local lines = {}
+      while true do
+        local line = ask("", false, true)
+        if line == nil or line == "" then break end
+        lines[#lines + 1] = line .. "\n"
+      end
+      out[i] = concat(lines)
+    else
+      local line = ask("", false, true)
+      if line == nil or line == "" then return table.unpack(out, 1, i) end
+      if f == "n" then out[i] = math.tointeger(tonumber(line)) or tonumber(line)
+      elseif f == "L" then out[i] = line .. "\n"
+      elseif math.type(f) == "integer" then out[i] = line:sub(1, f)
+      else out[i] = line end
+    end
   end
   return table.unpack(out, 1, fmts.n)
 end

@@ -12,7 +12,8 @@
 // on two file descriptors named in the environment; the program's stdout and stderr are
 // ordinary pipes. SIGINT (pcntl_async_signals) throws \BackendAI\Interrupted in the running
 // cell. Reads of stdin (input(), readline(), fgets(STDIN)) become input requests: STDIN in a
-// cell is read as \BackendAI\stdin(), and readline is disabled on the command line
+// cell is read as \BackendAI\stdin() (an empty answer ends that input), and 'php://stdin' as
+// bai-stdin://; readline is disabled on the command line
 // (-d disable_functions=readline) so that this file can define its own.
 
 namespace BackendAI {
@@ -57,27 +58,44 @@ final class CellStream {
     public function stream_close(): void {}
 }
 
-/** bai-stdin://: a stream whose reads are input requests (what STDIN means in a cell). */
+/**
+ * bai-stdin://: a stream whose reads are input requests (what STDIN and php://stdin mean in a
+ * cell). A frontend cannot send end-of-file, so an empty answer ends the input: loops like
+ * `while (($line = fgets(STDIN)) !== false)` and file_get_contents('php://stdin') can finish.
+ */
 final class StdinStream {
     public $context;
+    private bool $eof = false;
     public function stream_open(string $path, string $mode, int $options, ?string &$opened): bool { return true; }
     public function stream_read(int $count): string|false {
+        if ($this->eof) return '';
         try {
-            return Driver::ask('', false) . "\n";
+            $line = Driver::ask('', false);
         } catch (InputError $e) {
-            if ($e->ename === 'EOFError') return '';
-            throw $e;
+            if ($e->ename !== 'EOFError') throw $e;
+            $line = '';
         }
+        if ($line === '') {
+            $this->eof = true;
+            return '';
+        }
+        return $line . "\n";
     }
-    public function stream_eof(): bool { return false; }
+    public function stream_eof(): bool { return $this->eof; }
     public function stream_write(string $data): int { return 0; }
     public function stream_stat(): array|false { return ['mode' => 0010444]; }
     public function stream_set_option(int $option, int $arg1, ?int $arg2): bool { return false; }
     public function stream_close(): void {}
 }
 
-function stdin() {
+/** STDIN of the running cell: a fresh stream per cell (an earlier cell may have ended its input). */
+function stdin(bool $reset = false) {
     static $stream = null;
+    if ($reset) {
+        if ($stream !== null) fclose($stream);
+        $stream = null;
+        return null;
+    }
     if ($stream === null) $stream = fopen('bai-stdin://', 'r');
     return $stream;
 }
@@ -159,7 +177,7 @@ final class Driver {
         $reply = self::receive();
         if ($reply === null) exit(0);
         if (isset($reply['error'])) throw new InputError((string)($reply['ename'] ?? 'InputError'), (string)$reply['error']);
-        return (string)$reply['value'];
+        return (string)($reply['value'] ?? '');
     }
 
     public static function display(array $bundle, array $metadata): void {
@@ -248,8 +266,12 @@ final class Driver {
         $tokens = token_get_all("<?php " . $code);
         $sig = self::significant($tokens);
         if ($sig === []) return $code;
-        // STDIN (the constant) -> \BackendAI\stdin()
+        // STDIN (the constant) -> \BackendAI\stdin(); the literal 'php://stdin' -> 'bai-stdin://'
         foreach ($sig as $k => [$i, $id, $text]) {
+            if ($id === T_CONSTANT_ENCAPSED_STRING && in_array(strtolower(substr($text, 1, -1)), ['php://stdin', 'php://fd/0'], true)) {
+                $tokens[$i] = "'bai-stdin://'";
+                continue;
+            }
             if (($id === T_STRING && $text === 'STDIN') || ($id === T_NAME_FULLY_QUALIFIED && $text === '\\STDIN')) {
                 $prev = $k > 0 ? $sig[$k - 1][1] : null;
                 if (!in_array($prev, [T_OBJECT_OPERATOR, T_NULLSAFE_OBJECT_OPERATOR, T_DOUBLE_COLON, T_CONST,
@@ -393,6 +415,7 @@ final class Driver {
         }
         CellStream::$sources[$n] = "<?php " . self::prepare($code);
         self::$before = [get_defined_functions()['user'], array_merge(get_declared_classes(), get_declared_interfaces(), get_declared_traits())];
+        stdin(true);
         self::$running = true;
         return "cell://$n";
     }
