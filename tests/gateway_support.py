@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from jupyter_server.services.kernels.connection.base import (
+    deserialize_binary_message, deserialize_msg_from_ws_v1, serialize_msg_to_ws_v1,
+)
 
 from conftest import Cluster
 
@@ -83,7 +86,7 @@ def new_user(cluster: Cluster, prefix: str = "user") -> tuple[str, str]:
     return name, r.json()["token"]
 
 
-# ----- a websocket client for both protocols ---------------------------------------------
+# ----- a websocket client for both protocols (framing: jupyter_server's own functions) -----
 
 V1 = "v1.kernel.websocket.jupyter.org"
 
@@ -94,25 +97,16 @@ def _header(msg_type: str, session: str) -> dict[str, Any]:
 
 
 def pack_v1(msg: dict[str, Any], buffers: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
-    """The v1 binary framing: a count of offsets, the offsets (the last is the end), then
-    channel, header, parent_header, metadata, content and buffers."""
-    parts = [msg["channel"].encode()] + [json.dumps(msg[k]).encode() for k in
-                                          ("header", "parent_header", "metadata", "content")] + list(buffers)
-    offsets = [8 * (len(parts) + 2)]
-    for p in parts:
-        offsets.append(offsets[-1] + len(p))
-    head = len(offsets).to_bytes(8, "little") + b"".join(o.to_bytes(8, "little") for o in offsets)
-    return head + b"".join(parts)
+    parts = [json.dumps(msg[k]).encode() for k in ("header", "parent_header", "metadata", "content")]
+    return serialize_msg_to_ws_v1([*parts, *buffers], msg["channel"])
 
 
 def unpack_v1(data: bytes) -> dict[str, Any]:
-    n = int.from_bytes(data[:8], "little")
-    offsets = [int.from_bytes(data[8 * (i + 1):8 * (i + 2)], "little") for i in range(n)]
-    parts = [data[offsets[i]:offsets[i + 1]] for i in range(n - 1)]
-    msg: dict[str, Any] = {"channel": parts[0].decode()}
-    for k, p in zip(("header", "parent_header", "metadata", "content"), parts[1:5]):
+    channel, parts = deserialize_msg_from_ws_v1(data)
+    msg: dict[str, Any] = {"channel": channel}
+    for k, p in zip(("header", "parent_header", "metadata", "content"), parts[:4]):
         msg[k] = json.loads(p)
-    msg["buffers"] = parts[5:]
+    msg["buffers"] = [bytes(b) for b in parts[4:]]
     msg["msg_type"] = msg["header"]["msg_type"]
     return msg
 
@@ -154,11 +148,8 @@ class KernelSocket:
         if op == websocket.ABNF.OPCODE_BINARY:
             if self.negotiated == V1:
                 return unpack_v1(data)
-            # legacy binary: offsets of JSON then buffers
-            n = int.from_bytes(data[:4], "big")
-            offsets = [int.from_bytes(data[4 * (i + 1):4 * (i + 2)], "big") for i in range(n)]
-            msg = json.loads(data[offsets[0]:offsets[1] if n > 1 else None])
-            msg["buffers"] = [data[offsets[i]:(offsets[i + 1] if i + 1 < n else None)] for i in range(1, n)]
+            msg = deserialize_binary_message(data)  # legacy: JSON, then buffers
+            msg["buffers"] = [bytes(b) for b in msg.get("buffers", [])]
             msg["msg_type"] = msg["header"]["msg_type"]
             return msg
         msg = json.loads(data)
