@@ -11,6 +11,8 @@ open, built from the kernel's connection info:
                                   reached as clients reach it: host ports through docker-proxy
   backendai (container IP)        the same kernel reached on its bridge address: what the
                                   proxy costs
+  jupyter server websocket        a stock `jupyter server` -> local ipykernel, v1 websocket [baseline]
+  gateway websocket               `jupyter backendai gateway` -> Backend.AI kernel, v1 websocket
 
 Then, per language with a built image (``--languages``, default all): that language's kernel
 against its bare runtime, the same trivial statement (see _languages.py), in a second table.
@@ -40,6 +42,7 @@ from _cluster import (  # noqa: E402
     quantile,
 )
 from _languages import LANGUAGES, BareRepl, LangBench  # noqa: E402
+from _websocket import WsSession, gateway, stock_server  # noqa: E402
 
 CODE = "1+1"
 BLOCK = 20  # samples per row before moving on to the next row
@@ -155,6 +158,7 @@ def docker_run_session(sandbox: Sandbox) -> ZmqSession:
 def language_rows(wanted: str) -> list[Row]:
     """A kernel row and a bare-runtime row for each wanted language whose image is built."""
     from jupyter_backendai.images.catalog import image_spec, languages
+    from jupyter_backendai.images.errors import ImageBuildError
 
     if wanted == "none":
         return []
@@ -165,7 +169,10 @@ def language_rows(wanted: str) -> list[Row]:
         bench: LangBench | None = LANGUAGES.get(lang)
         if bench is None:
             raise SystemExit(f"execute_rtt: no benchmark statement for language {lang!r} (known: {', '.join(LANGUAGES)})")
-        tag = image_spec(lang).tag
+        try:
+            tag = image_spec(lang).tag
+        except ImageBuildError as e:
+            raise SystemExit(f"execute_rtt: {e}") from None
         try:
             client.images.get(tag)
         except Exception:
@@ -254,6 +261,13 @@ def main() -> int:
                 lambda: kernel_manager_session(KERNEL_NAME, cluster, lambda c: container_ip_of(cluster, c)),
                 note="same image, no proxy (diagnostic)"),
         ]
+        gw, stock = gateway(sb), stock_server(sb)
+        rows += [
+            Row("jupyter server websocket (local ipykernel)", lambda: WsSession(stock, "python3", CODE), baseline=True,
+                note="stock jupyter server, v1 protocol"),
+            Row("gateway websocket (backendai)", lambda: WsSession(gw, KERNEL_NAME, CODE),
+                note="jupyter backendai gateway, v1 protocol"),
+        ]
         rows += language_rows(args.languages)
         for r in rows:
             r.session = r.open()
@@ -270,7 +284,7 @@ def main() -> int:
                 r.samples.extend(r.session.rtt() for _ in range(n))  # type: ignore[union-attr]
             done += n
         for r in rows:
-            log(f"{r.name:<28} median {fmt_ms(median(r.samples))}")
+            log(f"{r.name:<44} median {fmt_ms(median(r.samples))}")
         report(rows, args.runs, args.warmup, time.monotonic() - started)
         return 0
     except KeyboardInterrupt:
