@@ -685,7 +685,8 @@ send({ type = "ready", version = _VERSION:match("%d+%.%d+") })
 while true do
   local ok, msg = pcall(read_frame)
   if ok and msg == nil then break end
-  if ok then
+  -- (an input_reply here answers a request of a cell that was interrupted meanwhile: dropped)
+  if ok and msg.op ~= "input_reply" then
     local verb = VERBS[msg.op]
     local done, err = pcall(function()
       if not verb then error("unknown op " .. tostring(msg.op)) end
@@ -693,8 +694,14 @@ while true do
     end)
     if not done then
       running = false
+      local interrupted = is_interrupt(err)
       if native then native.arm(false) end
-      send({ type = "error", ename = "DriverError", evalue = tostring(err), traceback = {} })
+      if interrupted then  -- the interrupt came just as the cell ended
+        send({ type = "error", ename = "Interrupted", evalue = "the cell was interrupted",
+               traceback = { "Interrupted: the cell was interrupted (state is kept)" } })
+      else
+        send({ type = "error", ename = "DriverError", evalue = tostring(err), traceback = {} })
+      end
     end
   end
 end

@@ -106,6 +106,8 @@ final class Driver {
     /** @var resource */
     private static $evt;
     public static bool $running = false;
+    private static bool $sending = false;
+    private static bool $interruptPending = false;
     public static int $cell = 0;
     private static int $displaySeq = 0;
     /** @var array<string,int> functions and classes (lower-case) => the cell that declared them */
@@ -128,10 +130,13 @@ final class Driver {
         register_shutdown_function([self::class, 'onShutdown']);
         pcntl_async_signals(true);
         pcntl_signal(SIGINT, function () {
-            if (self::$running) {
-                self::$running = false;
-                throw new Interrupted('the cell was interrupted');
+            if (!self::$running) return;
+            if (self::$sending) {  // never leave half a frame on the channel
+                self::$interruptPending = true;
+                return;
             }
+            self::$running = false;
+            throw new Interrupted('the cell was interrupted');
         });
     }
 
@@ -141,12 +146,24 @@ final class Driver {
         $body = json_encode($msg, JSON_INVALID_UTF8_SUBSTITUTE | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE
             | JSON_PRESERVE_ZERO_FRACTION | JSON_PARTIAL_OUTPUT_ON_ERROR);
         $data = pack('N', strlen($body)) . $body;
-        while ($data !== '') {
-            $n = fwrite(self::$evt, $data);
-            if ($n === false || $n === 0) exit(0);
-            $data = substr($data, $n);
+        self::$sending = true;
+        try {
+            while ($data !== '') {
+                $n = fwrite(self::$evt, $data);
+                if ($n === false || $n === 0) exit(0);
+                $data = substr($data, $n);
+            }
+            fflush(self::$evt);
+        } finally {
+            self::$sending = false;
         }
-        fflush(self::$evt);
+        if (self::$interruptPending) {
+            self::$interruptPending = false;
+            if (self::$running) {
+                self::$running = false;
+                throw new Interrupted('the cell was interrupted');
+            }
+        }
     }
 
     private static function readExact(int $n): ?string {
@@ -416,6 +433,7 @@ final class Driver {
         CellStream::$sources[$n] = "<?php " . self::prepare($code);
         self::$before = [get_defined_functions()['user'], array_merge(get_declared_classes(), get_declared_interfaces(), get_declared_traits())];
         stdin(true);
+        self::$interruptPending = false;
         self::$running = true;
         return "cell://$n";
     }
@@ -580,6 +598,7 @@ final class Driver {
             'complete' => self::complete($msg),
             'is_complete' => self::isComplete($msg),
             'inspect' => self::inspect($msg),
+            'input_reply' => null,  // the answer to an input request of a cell that was interrupted
             default => self::send(['type' => 'error', 'ename' => 'DriverError',
                                    'evalue' => 'unknown op ' . ($msg['op'] ?? ''), 'traceback' => []]),
         };
