@@ -19,6 +19,8 @@ if [ ! -e "$stamp" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
+bash scripts/setup-js.sh
+
 if bash scripts/ensure-docker.sh; then
   export BACKENDAI_DOCKER=1
   jupyter-backendai images build   # every language in images/
