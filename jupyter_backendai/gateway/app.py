@@ -28,6 +28,8 @@ class GatewayApp(ExtensionApp):  # type: ignore[misc]
         # No kernel runs in this process (they run in Backend.AI's containers), so root here
         # does not mean kernels as root.
         "allow_root": True,
+        # A Backend.AI token is a right to kernels in containers, not to a shell on this host.
+        "terminals_enabled": False,
         "kernel_manager_class": "jupyter_backendai.gateway.kernels.BackendAIKernelManager",
         "session_manager_class": "jupyter_backendai.gateway.sessions.BackendAISessionManager",
         "kernel_spec_manager_class": "jupyter_backendai.gateway.kernelspecs.BackendAIKernelSpecManager",
