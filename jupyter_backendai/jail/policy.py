@@ -193,6 +193,10 @@ IMAGE_DEFAULTS: dict[str, Policy] = {
     # The wrapper kernel starts php (php-cli) as its driver.
     "php": replace(BASE, image="php", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/php", "/usr/bin/php8.2", *COMMON_EXEC]),
+    # The wrapper kernel starts java (JShell runs in the same JVM: no second process).
+    "java": replace(BASE, image="java", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/java",
+        "/usr/lib/jvm/java-17-openjdk-amd64/bin/java", *COMMON_EXEC]),
 }
 
 
