@@ -11,9 +11,10 @@ from jupyter_server.utils import url_path_join
 from tornado.routing import PathMatches, Rule
 
 from .handlers import (
-    KERNEL_ID, KernelsHandler, NoDelayKernelWebsocketHandler, OwnKernelActionHandler, OwnKernelHandler,
+    KERNEL_ID, KernelsHandler, OwnKernelActionHandler, OwnKernelHandler,
     TokenPathRouter, TreeHandler,
 )
+from .websocket import OneSessionKernelWebsocketHandler
 
 _ACTION = r"(?P<action>restart|interrupt)"
 
@@ -49,7 +50,7 @@ class GatewayApp(ExtensionApp):  # type: ignore[misc]
             (r"/api/kernels/?", KernelsHandler),
             (rf"/api/kernels/{KERNEL_ID}/?", OwnKernelHandler),
             (rf"/api/kernels/{KERNEL_ID}/{_ACTION}/?", OwnKernelActionHandler),
-            (rf"/api/kernels/{KERNEL_ID}/channels", NoDelayKernelWebsocketHandler),
+            (rf"/api/kernels/{KERNEL_ID}/channels", OneSessionKernelWebsocketHandler),
             (r"/tree/?(?P<path>.*)", TreeHandler),
         ])
         web_app = self.serverapp.web_app
