@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -17,22 +16,11 @@ from typing import Iterator
 
 import pytest
 
-from conftest import ROOT, Cluster, assert_no_leaks, wait_until
+from conftest import Cluster, assert_no_leaks, wait_until
 from gateway_support import Gateway, new_user
+from js_support import JS, node_or_fail
 
 pytestmark = pytest.mark.docker
-
-JS = ROOT / "tests" / "js"
-
-
-def node_or_fail() -> str:
-    """The machine's node with the pinned packages; missing ones fail (setup installs them)."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("no `node` on PATH (Node.js 20+ is needed for the @jupyterlab/services client)")
-    if not (JS / "node_modules" / "@jupyterlab" / "services").is_dir():
-        pytest.fail("tests/js/node_modules is missing: run scripts/setup.sh (it runs scripts/setup-js.sh)")
-    return node
 
 
 @pytest.fixture
