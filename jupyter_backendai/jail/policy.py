@@ -197,6 +197,10 @@ IMAGE_DEFAULTS: dict[str, Policy] = {
     "java": replace(BASE, image="java", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/java",
         "/usr/lib/jvm/java-17-openjdk-amd64/bin/java", *COMMON_EXEC]),
+    # The wrapper kernel starts octave-cli as its driver; plots go through gnuplot.
+    "octave": replace(BASE, image="octave", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/octave-cli", "/usr/bin/octave-cli-7.3.0",
+        "/usr/bin/octave", "/usr/bin/gnuplot", "/usr/bin/gnuplot-nox", *COMMON_EXEC]),
 }
 
 

@@ -1,0 +1,198 @@
+# SPDX-License-Identifier: LGPL-3.0-or-later
+"""`backendai-octave`: the wrapper kernel driving GNU Octave, through the provisioner.
+
+jupyter_kernel_test's conformance checks plus what the wrapper promises beyond them: state
+across cells, interrupts that keep the workspace, input(), display_data (figures as SVG/PNG
+through gnuplot), and the per-cell output cap. Octave prints values itself ("ans = 42"), so
+there is no execute_result.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import jupyter_kernel_test
+import pytest
+
+from conftest import Cluster, assert_no_leaks
+
+pytestmark = pytest.mark.docker
+
+# 1x1 transparent PNG
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+PNG_OCT = f"matlab.net.base64decode('{PNG_B64}')"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _on_cluster(cluster: Cluster) -> Iterator[Cluster]:
+    yield cluster
+    assert_no_leaks(cluster)
+
+
+class BackendAIOctaveKernelTests(jupyter_kernel_test.KernelTests):
+    kernel_name = "backendai-octave"
+    language_name = "octave"
+    file_extension = ".m"
+
+    code_hello_world = "disp('hello, world')"
+    code_stderr = "fprintf(2, 'test\\n')"
+
+    completion_samples = [
+        {"text": "flo", "matches": {"floor"}},
+        {"text": "fflu", "matches": {"fflush"}},
+    ]
+    complete_code_samples = ["1", "disp(1)", "for i = 1:3\n  disp(i)\nend", "x(end)"]
+    incomplete_code_samples = ["for i = 1:3", "if true", "x = [1 2", "function y = f(x)", "y = 1 + ..."]
+    invalid_code_samples = ["end", "x = 1)"]
+
+    code_generate_error = "error('boom')"
+    code_display_data = [
+        {"code": "display_html('<b>test</b>')", "mime": "text/html"},
+        {"code": "display_svg('<svg xmlns=\"http://www.w3.org/2000/svg\"/>')", "mime": "image/svg+xml"},
+        {"code": f"display_png({PNG_OCT})", "mime": "image/png"},
+    ]
+    code_inspect_sample = "floor"
+
+    # ----- helpers --------------------------------------------------------------------------
+
+    def cell(self, code: str, timeout: float = 30) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        self.flush_channels()
+        reply, out = self.execute_helper(code, timeout=timeout)
+        return reply, out
+
+    @staticmethod
+    def text_of(out: list[dict[str, Any]], name: str = "stdout") -> str:
+        return "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream" and m["content"]["name"] == name)
+
+    @staticmethod
+    def result_of(out: list[dict[str, Any]]) -> str | None:
+        res = [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
+        return res[0] if res else None
+
+    # ----- beyond conformance ---------------------------------------------------------------
+
+    def test_state_across_cells(self) -> None:
+        reply, _ = self.cell("counter = 40;\nstep = 1;\nfunction r = twice(x)\n  r = 2 * x;\nend")
+        assert reply["content"]["status"] == "ok", reply
+        reply, out = self.cell("counter = counter + step;\ncounter = counter + step")
+        assert reply["content"]["status"] == "ok", reply
+        assert self.text_of(out).strip() == "counter = 42", out
+        reply, out = self.cell("disp(twice(counter))")
+        assert self.text_of(out).strip() == "84", out
+
+    def test_error_has_identifier_message_and_stack(self) -> None:
+        reply, _ = self.cell("function inner()\n  error('demo:inner', 'bad %d', 7);\nend\nfunction outer()\n  inner();\nend")
+        assert reply["content"]["status"] == "ok", reply
+        reply, out = self.cell("outer()")
+        c = reply["content"]
+        assert c["status"] == "error" and c["ename"] == "demo:inner" and c["evalue"] == "bad 7", c
+        assert any("inner" in line for line in c["traceback"][1:]) and any("outer" in line for line in c["traceback"]), c
+        assert not any("__bai" in line or "octave_driver" in line for line in c["traceback"]), c["traceback"]
+        _, out = self.cell("disp(1+1)")  # the driver keeps working after a user error
+        assert self.text_of(out).strip() == "2"
+
+    def test_interrupt_keeps_state(self) -> None:
+        self.cell("kept = 'still here';")
+        for loop in ("while true\nend", "pause(60)", "x = 0;\nwhile true\n  x = x + 1;\nend"):
+            self.flush_channels()
+            msg_id = self.kc.execute(loop)
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            self.km.interrupt_kernel()
+            reply = self.kc.get_shell_msg(timeout=10)
+            elapsed = time.monotonic() - t0
+            assert reply["parent_header"]["msg_id"] == msg_id
+            assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "Interrupted", reply["content"]
+            assert elapsed < 2.0, f"interrupt of {loop!r} took {elapsed:.2f} s: {reply['content']}"
+            _, out = self.cell("disp(kept)")
+            assert self.text_of(out) == "still here\n", out
+
+    def test_plot_is_shown_as_svg(self) -> None:
+        reply, out = self.cell("plot([1 4 9 16]);\ntitle('squares');")
+        assert reply["content"]["status"] == "ok", reply
+        shown = [m["content"]["data"] for m in out if m["msg_type"] == "display_data"]
+        assert len(shown) == 1 and "<svg" in shown[0]["image/svg+xml"], out
+        reply, out = self.cell("h = figure();\nplot(1:3);\ndisplay_figure(h, 'png');\nclose(h);")
+        shown = [m["content"]["data"] for m in out if m["msg_type"] == "display_data"]
+        assert len(shown) == 1 and shown[0]["image/png"].startswith("iVBORw0KGgo"), out
+
+    def _answer(self, code: str, answers: list[str], prompt: str) -> list[dict[str, Any]]:
+        self.flush_channels()
+        msg_id = self.kc.execute(code, allow_stdin=True)
+        for a in answers:
+            req = self.kc.get_stdin_msg(timeout=20)
+            assert req["msg_type"] == "input_request" and req["content"]["prompt"] == prompt, req
+            self.kc.input(a)
+        reply = self.kc.get_shell_msg(timeout=20)
+        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok", reply["content"]
+        out = []
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=10)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            out.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        return out
+
+    def test_input_request(self) -> None:
+        out = self._answer('answer = input("name? ", "s");\nprintf("hi %s\\n", answer);', ["Ada"], "name? ")
+        assert "hi Ada" in self.text_of(out), out
+
+    def test_input_evaluates_without_s(self) -> None:
+        out = self._answer('n = input("n? ");\nprintf("%d\\n", n + 1);', ["40 + 1"], "n? ")
+        assert "42" in self.text_of(out), out
+
+    def test_input_without_stdin_is_an_error(self) -> None:
+        self.flush_channels()
+        msg_id = self.kc.execute('input("x")', allow_stdin=False)
+        reply = self.kc.get_shell_msg(timeout=20)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "error", reply["content"]
+        assert reply["content"]["ename"] == "StdinNotImplementedError", reply["content"]
+
+    def test_display_svg_and_png(self) -> None:
+        reply, out = self.cell("display_svg('<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"4\"/></svg>');\n"
+                              f"display_png({PNG_OCT});")
+        assert reply["content"]["status"] == "ok", reply
+        shown = [m["content"]["data"] for m in out if m["msg_type"] == "display_data"]
+        assert len(shown) == 2, out
+        assert "<circle" in shown[0]["image/svg+xml"]
+        assert shown[1]["image/png"] == PNG_B64
+
+    def test_display_keeps_its_place_in_the_output(self) -> None:
+        reply, out = self.cell("disp('before'); display_html('<i>x</i>'); disp('after');")
+        assert reply["content"]["status"] == "ok", reply
+        # (Octave may write a line's newline as a chunk of its own: whitespace-only chunks are skipped)
+        order = [("display" if m["msg_type"] == "display_data" else m["content"]["text"].strip())
+                 for m in out if m["msg_type"] == "display_data"
+                 or (m["msg_type"] == "stream" and m["content"]["text"].strip())]
+        assert order == ["before", "display", "after"], order
+
+    def test_runaway_output_is_capped(self) -> None:
+        reply, out = self.cell("for i = 1:50000\n  disp(repmat('x', 1, 99));\nend", timeout=60)
+        assert reply["content"]["status"] == "ok", reply
+        shown = self.text_of(out)
+        assert 900_000 <= len(shown) <= 1_000_000, len(shown)
+        assert "output limit" in self.text_of(out, "stderr"), self.text_of(out, "stderr")[-300:]
+        _, out = self.cell("disp('after')")  # the next cell starts with a fresh budget and nothing left over
+        assert self.text_of(out) == "after\n", out
+
+    def test_output_streams_while_running(self) -> None:
+        """stdout arrives as it is written, not at the end of the cell."""
+        self.flush_channels()
+        msg_id = self.kc.execute("disp('first'); pause(1.5);")
+        t0 = time.monotonic()
+        first_at = None
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=10)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream" and "first" in msg["content"]["text"] and first_at is None:
+                first_at = time.monotonic() - t0
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                done_at = time.monotonic() - t0
+                break
+        self.kc.get_shell_msg(timeout=10)
+        assert first_at is not None and done_at - first_at > 1.0, (first_at, done_at)
