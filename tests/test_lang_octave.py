@@ -108,6 +108,15 @@ class BackendAIOctaveKernelTests(jupyter_kernel_test.KernelTests):
             _, out = self.cell("disp(kept)")
             assert self.text_of(out) == "still here\n", out
 
+    def test_interrupt_while_idle_leaves_the_next_cell_alone(self) -> None:
+        self.cell("idle = 1;")
+        for n in range(2):
+            self.km.interrupt_kernel()
+            time.sleep(0.3)
+            reply, out = self.cell(f"printf('%d\\n', idle + {n})", timeout=20)
+            assert reply["content"]["status"] == "ok", reply["content"]
+            assert self.text_of(out) == f"{1 + n}\n", out
+
     def test_plot_is_shown_as_svg(self) -> None:
         reply, out = self.cell("plot([1 4 9 16]);\ntitle('squares');")
         assert reply["content"]["status"] == "ok", reply

@@ -23,14 +23,18 @@ function __bai_send__ (json)
 endfunction
 
 function msg = __bai_receive__ ()
+  ## A SIGINT while idle is only acted on after the blocked read returns, at the next
+  ## statement: the header is kept in the global and the body read and the header's reset are
+  ## one statement, so a frame is never split (the loop then resumes it).
   global __bai__
-  head = fread (__bai__.cmd, 4, "uint8=>double");
-  if (numel (head) < 4)
+  if (isempty (__bai__.head))
+    __bai__.head = fread (__bai__.cmd, 4, "uint8=>double");
+  endif
+  if (numel (__bai__.head) < 4)
     exit (0);
   endif
-  n = head(1) * 16777216 + head(2) * 65536 + head(3) * 256 + head(4);
-  body = fread (__bai__.cmd, n, "uint8=>char")';
-  msg = jsondecode (body);
+  h = __bai__.head;
+  [msg, __bai__.head] = deal (jsondecode (fread (__bai__.cmd, h(1) * 16777216 + h(2) * 65536 + h(3) * 256 + h(4), "uint8=>char")'), []);
 endfunction
 
 function s = __bai_str__ (x)
@@ -271,7 +275,7 @@ function __bai_init__ ()
   global __bai__
   __bai__ = struct ("cmd", fopen (["/proc/self/fd/" getenv("BACKENDAI_DRIVER_CMD_FD")], "r"), ...
                     "evt", fopen (["/proc/self/fd/" getenv("BACKENDAI_DRIVER_EVENT_FD")], "w"), ...
-                    "running", false, "seq", 0);
+                    "running", false, "seq", 0, "head", []);
   unsetenv ("BACKENDAI_DRIVER_CMD_FD");
   unsetenv ("BACKENDAI_DRIVER_EVENT_FD");
   more off;
