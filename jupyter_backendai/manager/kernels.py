@@ -248,6 +248,7 @@ class KernelService:
         if kid not in self.kernels or self.kernels[kid].get("deleting"):
             # Deleted while it was starting: give the container back at once.
             await self._destroy_on_agent(k["agent_id"], res["name"])
+            await self._forget(kid)
             return
         await self._set(kid, status="RUNNING", name=res["name"], connection=res["connection"])
 
@@ -265,15 +266,27 @@ class KernelService:
         if kid not in self.kernels:  # exited: its agent freed it before reporting the exit
             self.exited.pop(kid, None)
             return
-        if k["status"] == "CREATING":
-            k["deleting"] = True
-            k = await self.wait_for(kid, {"RUNNING", "EXITED", "LOST"}, self.start_timeout)
-            if kid not in self.kernels:
-                return
+        if k.get("deleting"):  # a second delete: answer once the first one has finished
+            await self._gone(kid)
+            return
+        # Marked before the agent is told: the container's exit, which the agent may report
+        # before it answers, must not turn a deleted kernel into an EXITED one that a poller
+        # (another gateway's restarter) would read as a crash and restart.
+        k["deleting"] = True
+        if k["status"] == "CREATING":  # the start hands the container back when it ends
+            await self._gone(kid)
+            return
         if k["name"] and k["agent_id"] and k["status"] in ("RUNNING", "EXITED"):
             await self._destroy_on_agent(k["agent_id"], k["name"])
         await self._forget(kid)
         self.exited.pop(kid, None)
+
+    async def _gone(self, kid: str) -> None:
+        try:
+            while True:
+                await self.wait_for(kid, set(), 60.0)
+        except ApiError:
+            return
 
     async def signal(self, kid: str, user: dict[str, Any], signum: int) -> None:
         k = self.get(kid, user)
@@ -287,6 +300,8 @@ class KernelService:
     async def restart(self, kid: str, user: dict[str, Any], wait: float) -> dict[str, Any]:
         """Same kernel id, a fresh kernel behind it (taken from the pool when one is warm)."""
         k = self.get(kid, user)
+        if k.get("deleting"):
+            raise ApiError(409, "deleting", f"kernel {kid} is being deleted")
         if k["status"] in ("PENDING", "CREATING"):
             raise ApiError(409, "not_running", f"kernel {kid} is {k['status']}")
         if kid not in self.kernels:  # exited: bring its record back
@@ -325,7 +340,8 @@ class KernelService:
 
     async def on_exit(self, agent_id: str, name: str, exit_code: int) -> None:
         for k in list(self.kernels.values()):
-            if k["agent_id"] == agent_id and k["name"] == name and k["status"] == "RUNNING":
+            if k["agent_id"] == agent_id and k["name"] == name and k["status"] == "RUNNING" \
+                    and not k.get("deleting"):  # delete() forgets it itself
                 # The agent has already removed the container and freed its ports.
                 k.update(status="EXITED", exit_code=exit_code, updated=time.time())
                 self.exited[k["id"]] = k
