@@ -246,3 +246,20 @@ def test_token_in_path_for_headerless_clients(gw: Gateway, alice: tuple[str, str
     ks.close()
     assert requests.get(f"{gw.url}/backendai-token/wrong/api/kernels", timeout=30).status_code == 403
     assert requests.delete(f"{gw.url}/{base}/api/kernels/{kid}", timeout=60).status_code == 204
+
+
+def test_kernel_whose_client_gave_up_waiting_is_shut_down(gw: Gateway, cluster: Cluster, alice: tuple[str, str],
+                                                          no_leaks: None) -> None:
+    """A start queued behind a full cluster outlives its client's patience (GatewayClient
+    gives up after 42 s and asks again); the kernel it finally gets must not be kept for nobody."""
+    agent = cluster.wait_agents(1)[0]
+    filler = cluster.api("POST", "kernels?wait=60", json={"image": "backendai/kernel-python:3.11", "resources": {"cpu": agent["capacity"]["cpu"]}})
+    assert filler.status_code == 201, filler.text
+    with pytest.raises(requests.Timeout):
+        requests.post(f"{gw.url}/api/kernels", json={"name": "backendai-python"}, timeout=3,
+                      headers={"Authorization": f"token {alice[1]}"})
+    wait_until(lambda: any(k["status"] == "PENDING" for k in cluster.kernel_rows()), 30, what="the start to queue")
+    assert cluster.api("DELETE", f"kernels/{filler.json()['id']}").status_code == 204
+    # The queued start now runs on the freed slots, and the gateway hands that kernel back.
+    wait_until(lambda: not cluster.kernel_rows(), 120, what="the abandoned kernel to go")
+    assert gw.api("GET", "api/kernels", alice[1]).json() == []

@@ -52,9 +52,19 @@ class KernelsHandler(MainKernelHandler):  # type: ignore[misc]
             raise web.HTTPError(400, "'env' must map names to strings")
         env = {k: str(v) for k, v in env.items() if isinstance(k, str) and ENV_PATTERN.match(k)}
         await self.kernel_spec_manager.refresh()
+        # jupyter_server's GatewayKernelManager asks for "python3" when its caller named no
+        # kernel (nbclient and papermill never pass one on): that is our Python kernel.
+        name = self.kernel_spec_manager.aliases.get(name, name)
         if name not in self.kernel_spec_manager.find_kernel_specs():
             raise web.HTTPError(404, f"No such kernel: {name}")
         kernel_id = await ensure_async(km.start_kernel(kernel_name=name, path=model.get("path"), env=env))
+        if self.request.connection.stream.closed():
+            # Its client gave up waiting (a full cluster queues starts; GatewayClient times out
+            # after 42 s and asks again): nobody will ever learn this kernel's id, so it would
+            # hold its slots until culled.
+            self.log.info("Kernel %s shut down: its client left before it started", kernel_id)
+            await ensure_async(km.shutdown_kernel(kernel_id, now=True))
+            return
         out = await ensure_async(km.kernel_model(kernel_id))
         self.set_header("Location", url_path_join(self.base_url, "api", "kernels", url_escape(kernel_id)))
         self.set_status(201)

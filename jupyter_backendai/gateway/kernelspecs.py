@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
-from traitlets import Float
+from traitlets import Dict, Float
 
 from ..client import ManagerAddress, ManagerClient, ManagerError
 from ..kernelspec import KERNELSPECS_DIR, kernelspec_for_image
@@ -21,6 +21,8 @@ from ..kernelspec import KERNELSPECS_DIR, kernelspec_for_image
 
 class BackendAIKernelSpecManager(KernelSpecManager):  # type: ignore[misc]
     refresh_seconds = Float(10.0, config=True, help="How long the image catalog is reused.")
+    aliases = Dict({"python3": "backendai-python"}, config=True,
+                   help="Kernel names clients ask for that mean one of ours (a kernel start only).")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

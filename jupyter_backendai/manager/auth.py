@@ -23,7 +23,9 @@ def token_from_header(header: str | None, query_token: str | None = None) -> str
 
 
 async def issue_token(store: Store, user: str, label: str = "") -> str:
-    token = secrets.token_urlsafe(32)
+    # Lowercase hex (256 bits): a token in a URL survives clients that lowercase it, as
+    # jupyter_server's GatewayClient does when it derives its websocket URL from the gateway's.
+    token = secrets.token_hex(32)
     await store.add_token(hash_token(token), user, label)
     return token
 
