@@ -25,6 +25,7 @@ from .. import names
 from ..jail.policy import PolicyError, policy_for_image
 from ..manager.scheduler import parse_mem
 from ..rpc import CurveKeys, RpcClient, RpcError
+from .activity import ActivityWatcher
 from .pool import WarmPool
 from .ports import PortPool, PortsExhausted
 from .readiness import NotReady, wait_ready
@@ -74,6 +75,7 @@ class Agent(LoggingConfigurable):
         self._registered = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._ctx = zmq.asyncio.Context()
+        self.activity = ActivityWatcher(self._ctx)
 
     # ----- start / stop -------------------------------------------------------------------
 
@@ -124,6 +126,7 @@ class Agent(LoggingConfigurable):
         if self.rt:
             for k in [*self.pool.drain(), *(self.kernels.values() if drain else ())]:
                 await self._destroy(k)
+        self.activity.close()
         self.rpc.stop()
         if self.rt:
             await self.rt.close()
@@ -151,6 +154,7 @@ class Agent(LoggingConfigurable):
         for k in reported:
             if k.name in assigned:
                 self.kernels[k.name] = k
+                self.activity.watch(k.name, k.connection)
             elif (self.pool.wants(k.image) and k.name not in self.pool.names()
                   and not (self.kernels_dir / k.name / HANDED_OUT).exists()):
                 self.kernels.pop(k.name, None)
@@ -170,7 +174,8 @@ class Agent(LoggingConfigurable):
                     await self._register()
                 else:
                     reply = await self.rpc.call("heartbeat", {"agent_id": self.agent_id,
-                                                              "kernels": sorted(self.kernels)},
+                                                              "kernels": sorted(self.kernels),
+                                                              "activity": self.activity.report()},
                                                 timeout=max(5.0, self.heartbeat_interval))
                     # Kernels the manager no longer knows (e.g. a start it gave up on): free them.
                     for name in reply.get("unknown", []):
@@ -240,6 +245,7 @@ class Agent(LoggingConfigurable):
 
     async def _destroy(self, kernel: RuntimeKernel) -> None:
         assert self.rt is not None
+        self.activity.forget(kernel.name)
         await self.rt.destroy(kernel.name)
         self.ports.release(kernel.ports)
 
@@ -294,6 +300,7 @@ class Agent(LoggingConfigurable):
         except OSError:  # its dir is gone: so is the kernel, and its exit is on the way
             pass
         self.kernels[kernel.name] = kernel
+        self.activity.watch(kernel.name, kernel.connection)
         return {"name": kernel.name, "connection": kernel.connection, "pooled": pooled}
 
     async def rpc_destroy_kernel(self, name: str, **_: Any) -> dict[str, Any]:

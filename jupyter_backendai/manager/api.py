@@ -30,6 +30,8 @@ def kernel_view(k: dict[str, Any]) -> dict[str, Any]:
         "agent": k["agent_id"], "resources": k["resources"], "connection": conn,
         "exit_code": k["exit_code"], "created": k["created"], "updated": k["updated"],
         "tags": dict(k["spec"].get("tags") or {}),
+        # From the agent's view of its IOPub stream (any client's traffic counts).
+        "last_activity": k.get("last_activity") or k["updated"], "execution_state": k.get("execution_state", "unknown"),
     }
 
 
@@ -201,9 +203,37 @@ class UsersHandler(BaseHandler):
         name = body.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 64:
             raise ApiError(400, "bad_request", "'name' (1-64 characters) is required")
+        idle_timeout = idle_timeout_arg(body)
         await self.manager.store.add_user(name, bool(body.get("admin", False)))
+        if "idle_timeout" in body:
+            await self.manager.kernels.set_idle_timeout(name, idle_timeout)
         token = await issue_token(self.manager.store, name, "created by " + self.user["name"])
-        self.reply({"name": name, "admin": bool(body.get("admin", False)), "token": token}, 201)
+        self.reply({"name": name, "admin": bool(body.get("admin", False)), "token": token,
+                    "idle_timeout": idle_timeout}, 201)
+
+
+def idle_timeout_arg(body: dict[str, Any]) -> float | None:
+    raw = body.get("idle_timeout")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0:
+        raise ApiError(400, "bad_request", "'idle_timeout' must be seconds >= 0 (0: never cull), or null for the default")
+    return float(raw)
+
+
+class UserHandler(BaseHandler):
+    async def patch(self, name: str) -> None:
+        """Set a user's policy (admin only): ``idle_timeout`` in seconds, null for the default."""
+        if not self.user["is_admin"]:
+            raise ApiError(403, "forbidden", "changing a user's policy needs an admin token")
+        body = self.body()
+        unknown = set(body) - {"idle_timeout"}
+        if unknown:
+            raise ApiError(400, "bad_request", f"unknown policy fields: {', '.join(sorted(unknown))}")
+        idle_timeout = idle_timeout_arg(body)
+        if not await self.manager.kernels.set_idle_timeout(name, idle_timeout):
+            raise not_found("user", name)
+        self.reply({"name": name, "idle_timeout": idle_timeout})
 
 
 class TokensHandler(BaseHandler):
@@ -238,6 +268,7 @@ def make_app(manager: Any) -> web.Application:
         (r"/api/v1/agents/?", AgentsHandler),
         (r"/api/v1/images/?", ImagesHandler),
         (r"/api/v1/users/?", UsersHandler),
+        (r"/api/v1/users/([^/]+)/?", UserHandler),
         (r"/api/v1/tokens/?", TokensHandler),
         (r"/api/v1/whoami/?", WhoAmIHandler),
         (r"/metrics", MetricsHandler),

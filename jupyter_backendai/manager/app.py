@@ -34,6 +34,8 @@ class Manager(LoggingConfigurable):
     heartbeat_interval = Float(5.0, config=True, help="Agents' heartbeat interval; 3 missed = LOST.")
     strategy = Unicode("concentrated", config=True, help="Placement: concentrated (bin-pack) or dispersed.")
     start_timeout = Float(120.0, config=True, help="Seconds an agent may take to start a kernel.")
+    idle_timeout = Float(0.0, config=True,
+                         help="Seconds an idle kernel is kept for users without their own idle_timeout (0: forever).")
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -63,11 +65,12 @@ class Manager(LoggingConfigurable):
         self.rpc = RpcServer(self._ctx, self.keys, f"tcp://{self.rpc_ip}:{self.rpc_port}", self._handle_rpc)
         await self.rpc.start()
         self.kernels = KernelService(self.store, self.agents, self.rpc, strategy=self.strategy,
-                                     start_timeout=self.start_timeout)
+                                     start_timeout=self.start_timeout, idle_timeout=self.idle_timeout)
         await self.kernels.load()
         self.http = HTTPServer(make_app(self))
         self.http.listen(self.port, self.ip)
         self._tasks.append(asyncio.create_task(self._watch_agents()))
+        self._tasks.append(asyncio.create_task(self._cull_idle()))
         self.log.info("manager: REST on %s, agents on tcp://%s:%d", self.url, self.rpc_ip, self.rpc_port)
 
     async def stop(self) -> None:
@@ -113,6 +116,15 @@ class Manager(LoggingConfigurable):
                 await self.store.set_agent_status(agent_id, "LOST")
                 await self.kernels.on_agent_lost(agent_id)
 
+    async def _cull_idle(self) -> None:
+        # Activity arrives with heartbeats, so looking more often than they come is pointless.
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self.kernels.cull()
+            except Exception:
+                self.log.exception("culling failed")
+
     async def _handle_rpc(self, method: str, params: dict[str, Any]) -> Any:
         agent_id = params.pop("_agent")
         if method == "register":
@@ -126,6 +138,8 @@ class Manager(LoggingConfigurable):
         if method == "heartbeat":
             if not self.agents.heartbeat(agent_id):
                 raise RpcError("unregistered", "register first")
+            if isinstance(params.get("activity"), dict):
+                self.kernels.on_activity(agent_id, params["activity"])
             return {"unknown": self.kernels.unknown_on_agent(agent_id, params.get("kernels") or [])}
         if method == "kernel_exited":
             await self.kernels.on_exit(agent_id, params["name"], int(params.get("exit_code", -1)))

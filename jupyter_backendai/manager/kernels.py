@@ -24,6 +24,7 @@ from typing import Any
 from ..rpc import RpcError, RpcServer
 from . import metrics
 from .agents import AgentRegistry
+from .culling import idle_kernels
 from .errors import ApiError, not_found
 from .jail_overrides import OverrideRefused, PolicyError, check_overrides
 from .scheduler import Request, Slots, place, possible
@@ -36,12 +37,14 @@ ACTIVE = ("CREATING", "RUNNING")   # states that hold slots on an agent
 
 class KernelService:
     def __init__(self, store: Store, agents: AgentRegistry, rpc: RpcServer, *,
-                 strategy: str = "concentrated", start_timeout: float = 120.0):
+                 strategy: str = "concentrated", start_timeout: float = 120.0, idle_timeout: float = 0.0):
         self.store = store
         self.agents = agents
         self.rpc = rpc
         self.strategy = strategy
         self.start_timeout = start_timeout
+        self.idle_timeout = idle_timeout  # for users without their own; <= 0: never cull
+        self.user_idle_timeouts: dict[str, float | None] = {}
         self.kernels: dict[str, dict[str, Any]] = {}
         self.failed: OrderedDict[str, str] = OrderedDict()   # recent start failures, bounded
         self.exited: OrderedDict[str, dict[str, Any]] = OrderedDict()  # recent exits, bounded
@@ -62,6 +65,7 @@ class KernelService:
                 await self.store.delete_kernel(k["id"])
                 continue
             self.kernels[k["id"]] = k
+        self.user_idle_timeouts = {u["name"]: u["idle_timeout"] for u in await self.store.list_users()}
         self._loop_task = asyncio.create_task(self._schedule_loop())
         self.kick()
 
@@ -349,6 +353,46 @@ class KernelService:
                     self.exited.popitem(last=False)
                 await self._forget(k["id"])
         self.kick()
+
+    def on_activity(self, agent_id: str, report: dict[str, dict[str, Any]]) -> None:
+        """An agent's IOPub observations: seconds since each kernel's last message, its state."""
+        now = time.time()
+        by_name = {k["name"]: k for k in self.kernels.values() if k["agent_id"] == agent_id and k["name"]}
+        for name, seen in report.items():
+            k = by_name.get(name)
+            if k is None or not isinstance(seen, dict):
+                continue
+            try:
+                k["last_activity"] = now - max(0.0, float(seen.get("idle_seconds", 0)))
+            except (TypeError, ValueError):
+                continue
+            k["execution_state"] = str(seen.get("state") or "unknown")
+
+    # ----- culling -----------------------------------------------------------------------
+
+    def idle_timeout_for(self, owner: str) -> float:
+        own = self.user_idle_timeouts.get(owner)
+        return self.idle_timeout if own is None else float(own)
+
+    async def set_idle_timeout(self, owner: str, seconds: float | None) -> bool:
+        if not await self.store.set_idle_timeout(owner, seconds):
+            return False
+        self.user_idle_timeouts[owner] = seconds
+        return True
+
+    async def cull(self) -> list[str]:
+        """Delete kernels idle past their owner's timeout; return their ids."""
+        culled = []
+        for kid, idle in idle_kernels(list(self.kernels.values()), self.idle_timeout_for, time.time()):
+            k = self.kernels.get(kid)
+            if k is None or k.get("deleting"):
+                continue
+            log.info("culling kernel %s of %s: idle for %.0f s (limit %g s)", kid, k["owner"], idle,
+                     self.idle_timeout_for(k["owner"]))
+            metrics.KERNELS_CULLED.inc()
+            await self.delete(kid, {"name": k["owner"], "is_admin": True})
+            culled.append(kid)
+        return culled
 
     async def on_agent_lost(self, agent_id: str) -> None:
         for k in list(self.kernels.values()):

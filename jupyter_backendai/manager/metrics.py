@@ -16,6 +16,8 @@ KERNEL_START_SECONDS = Histogram(
     "backendai_kernel_start_seconds", "Time from placement to a ready kernel", ["pooled"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=REGISTRY)
 KERNEL_START_FAILURES = PCounter("backendai_kernel_start_failures", "Kernels that failed to start", registry=REGISTRY)
+KERNELS_CULLED = PCounter("backendai_kernels_culled", "Kernels deleted for being idle past their owner's timeout",
+                          registry=REGISTRY)
 HTTP_REQUESTS = PCounter("backendai_http_requests", "REST requests", ["method", "status"], registry=REGISTRY)
 
 STATES = ("PENDING", "CREATING", "RUNNING", "EXITED", "LOST")

@@ -21,7 +21,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
     is_admin INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    idle_timeout REAL              -- seconds before an idle kernel is culled; NULL: the default
 );
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
@@ -86,6 +87,9 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(SCHEMA)
+            columns = {r[1] for r in db.execute("PRAGMA table_info(users)")}
+            if "idle_timeout" not in columns:  # a state dir from before culling existed
+                db.execute("ALTER TABLE users ADD COLUMN idle_timeout REAL")
             self._db = db
 
         await asyncio.get_running_loop().run_in_executor(self._pool, _open)
@@ -119,7 +123,13 @@ class Store:
         return await self._run(q)
 
     async def list_users(self) -> list[dict[str, Any]]:
-        return await self._run(lambda db: [dict(r) for r in db.execute("SELECT name, is_admin, created FROM users ORDER BY name")])
+        return await self._run(lambda db: [dict(r) for r in db.execute(
+            "SELECT name, is_admin, created, idle_timeout FROM users ORDER BY name")])
+
+    async def set_idle_timeout(self, name: str, seconds: float | None) -> bool:
+        """False if there is no such user."""
+        return await self._run(lambda db: db.execute(
+            "UPDATE users SET idle_timeout = ? WHERE name = ?", (seconds, name)).rowcount == 1)
 
     # ----- agents ------------------------------------------------------------------------
 
