@@ -11,8 +11,8 @@ from jupyter_server.utils import url_path_join
 from tornado.routing import PathMatches, Rule
 
 from .handlers import (
-    KERNEL_ID, KernelsHandler, OwnKernelActionHandler, OwnKernelHandler,
-    TokenPathRouter, TreeHandler,
+    KERNEL_ID, KernelSpecsHandler, KernelsHandler, OneKernelSpecHandler, OwnKernelActionHandler,
+    OwnKernelHandler, TokenPathRouter, TreeHandler,
 )
 from .websocket import OneSessionKernelWebsocketHandler
 
@@ -48,6 +48,8 @@ class GatewayApp(ExtensionApp):  # type: ignore[misc]
     def initialize_handlers(self) -> None:
         self.handlers.extend([
             (r"/api/kernels/?", KernelsHandler),
+            (r"/api/kernelspecs/?", KernelSpecsHandler),
+            (r"/api/kernelspecs/(?P<kernel_name>[\w\.\-%]+)/?", OneKernelSpecHandler),
             (rf"/api/kernels/{KERNEL_ID}/?", OwnKernelHandler),
             (rf"/api/kernels/{KERNEL_ID}/{_ACTION}/?", OwnKernelActionHandler),
             (rf"/api/kernels/{KERNEL_ID}/channels", OneSessionKernelWebsocketHandler),

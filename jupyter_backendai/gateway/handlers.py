@@ -13,6 +13,7 @@ from typing import Any
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.services.kernels.handlers import KernelActionHandler, KernelHandler, MainKernelHandler
 from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
+from jupyter_server.services.kernelspecs.handlers import KernelSpecHandler, MainKernelSpecHandler
 from jupyter_server.utils import ensure_async, url_escape, url_path_join
 from tornado import httputil, web
 from tornado.routing import Router
@@ -69,6 +70,23 @@ class KernelsHandler(MainKernelHandler):  # type: ignore[misc]
         self.set_header("Location", url_path_join(self.base_url, "api", "kernels", url_escape(kernel_id)))
         self.set_status(201)
         self.finish(json.dumps(out, default=str))
+
+
+class FreshCatalog:
+    """The catalog is re-read from the manager when it is older than its refresh period, so a
+    new image shows up on the next request, not only after the background refresh."""
+
+    async def prepare(self) -> None:  # type: ignore[misc]
+        await super().prepare()  # type: ignore[misc]
+        await self.kernel_spec_manager.refresh()  # type: ignore[attr-defined]
+
+
+class KernelSpecsHandler(FreshCatalog, MainKernelSpecHandler):  # type: ignore[misc]
+    pass
+
+
+class OneKernelSpecHandler(FreshCatalog, KernelSpecHandler):  # type: ignore[misc]
+    pass
 
 
 class OwnKernelHandler(AdoptFirst, KernelHandler):  # type: ignore[misc]

@@ -78,6 +78,17 @@ class BackendAIKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         if kernel_id not in self or (user is not None and self.owner_of(kernel_id) != user):
             raise web.HTTPError(404, "Kernel does not exist: %s" % kernel_id)
 
+    async def _async_start_kernel(self, *, kernel_name: str | None = None, **kwargs: Any) -> str:  # type: ignore[override]
+        # Sessions start kernels too, not only POST /api/kernels: the catalog must be current
+        # and "python3" (what clients ask for when they name nothing) must mean ours.
+        ksm = self.kernel_spec_manager
+        await ksm.refresh()
+        if kernel_name is not None:
+            kernel_name = ksm.aliases.get(kernel_name, kernel_name)
+        return await super()._async_start_kernel(kernel_name=kernel_name, **kwargs)
+
+    start_kernel = _async_start_kernel  # type: ignore[assignment]
+
     def pre_start_kernel(self, kernel_name: str | None, kwargs: Any) -> tuple[Any, str, str]:
         km, name, kid = super().pre_start_kernel(kernel_name, kwargs)
         user = current_user.get()
