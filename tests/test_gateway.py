@@ -263,3 +263,28 @@ def test_kernel_whose_client_gave_up_waiting_is_shut_down(gw: Gateway, cluster: 
     # The queued start now runs on the freed slots, and the gateway hands that kernel back.
     wait_until(lambda: not cluster.kernel_rows(), 120, what="the abandoned kernel to go")
     assert gw.api("GET", "api/kernels", alice[1]).json() == []
+
+
+def test_each_user_has_their_own_files(gw: Gateway, alice: tuple[str, str], bob: tuple[str, str]) -> None:
+    """/api/contents is per user: one token cannot read, list or overwrite another user's
+    notebooks, nor climb out of its own folder."""
+    nb = {"type": "notebook", "format": "json", "content": {
+        "cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}
+    assert gw.api("PUT", "api/contents/secret.ipynb", alice[1], json=nb).status_code == 201
+    assert gw.api("POST", "api/contents/secret.ipynb/checkpoints", alice[1]).status_code == 201
+    assert [f["name"] for f in gw.api("GET", "api/contents", alice[1]).json()["content"]] == ["secret.ipynb"]
+    assert gw.api("GET", "api/contents", bob[1]).json()["content"] == []
+    assert gw.api("GET", "api/contents/secret.ipynb", bob[1]).status_code == 404
+    for sneaky in (f"api/contents/..%2F{alice[0]}%2Fsecret.ipynb", "api/contents/..%2F..%2Fsessions.db"):
+        assert gw.api("GET", sneaky, bob[1]).status_code == 404, sneaky
+    # Bob's file of the same name is his own.
+    assert gw.api("PUT", "api/contents/secret.ipynb", bob[1], json=nb).status_code == 201
+    assert gw.api("DELETE", "api/contents/secret.ipynb", bob[1]).status_code == 204
+    assert gw.api("GET", "api/contents/secret.ipynb", alice[1]).status_code == 200
+    assert gw.api("DELETE", "api/contents/secret.ipynb", alice[1]).status_code == 204
+
+
+def test_only_the_gateway_extension_is_served(gw: Gateway, alice: tuple[str, str]) -> None:
+    """No JupyterLab UI nor language servers on the gateway host: users bring their own Lab."""
+    for path in ("lab", "lsp/status"):
+        assert gw.api("GET", path, alice[1]).status_code == 404, path

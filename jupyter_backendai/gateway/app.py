@@ -22,7 +22,10 @@ _ACTION = r"(?P<action>restart|interrupt)"
 class GatewayApp(ExtensionApp):  # type: ignore[misc]
     name = "backendai_gateway"
     description = "Jupyter Server whose kernels run on Backend.AI, per user"
-    load_other_extensions = True
+    # Only this extension: others (jupyter_lsp starts language servers on this host, JupyterLab
+    # serves a UI) were written for a server that belongs to one user. JupyterLab users point
+    # their own Lab at the gateway with --gateway-url.
+    load_other_extensions = False
 
     serverapp_config = {
         "open_browser": False,
@@ -35,6 +38,7 @@ class GatewayApp(ExtensionApp):  # type: ignore[misc]
         "session_manager_class": "jupyter_backendai.gateway.sessions.BackendAISessionManager",
         "kernel_spec_manager_class": "jupyter_backendai.gateway.kernelspecs.BackendAIKernelSpecManager",
         "identity_provider_class": "jupyter_backendai.gateway.identity.BackendAIIdentityProvider",
+        "contents_manager_class": "jupyter_backendai.gateway.contents.PerUserContentsManager",
     }
 
     @classmethod
