@@ -197,6 +197,12 @@ IMAGE_DEFAULTS: dict[str, Policy] = {
     "java": replace(BASE, image="java", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/java",
         "/usr/lib/jvm/java-17-openjdk-amd64/bin/java", *COMMON_EXEC]),
+    # The wrapper kernel starts R (/usr/bin/R is a shell script that execs the R binary).
+    "r": replace(BASE, image="r", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/R", "/usr/lib/R/bin/R", "/usr/lib/R/bin/exec/R",
+        "/usr/bin/Rscript", *COMMON_EXEC]),
+    # The wrapper kernel starts a Python driver that keeps one bash running the cells.
+    "bash": replace(BASE, image="bash", exec_allow=["/opt/kernel/bin/python", "/usr/bin/python3", *COMMON_EXEC]),
     # The wrapper kernel starts octave-cli as its driver; plots go through gnuplot.
     "octave": replace(BASE, image="octave", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/octave-cli", "/usr/bin/octave-cli-7.3.0",
