@@ -133,3 +133,23 @@ def test_exit_without_delete_is_kept_as_exited(tmp_path: Path) -> None:
         assert not await store.list_kernels()
 
     run(body, tmp_path)
+
+
+def test_heartbeat_ahead_of_the_start_answer_does_not_make_the_kernel_unknown(tmp_path: Path) -> None:
+    """The agent's heartbeat can overtake its create_kernel answer; the kernel it names is the
+    one still CREATING here (by id), not a stray to destroy. Real strays still are."""
+    async def body(svc: KernelService, link: ScriptedAgents, store: Store) -> None:
+        verdicts: list[list[str]] = []
+
+        async def heartbeat_first() -> None:
+            kid = next(iter(svc.kernels))
+            name = f"k-{kid[:8]}"
+            verdicts.append(svc.unknown_on_agent(AGENT, [name, "stray"], {name: kid, "stray": "nobody"}))
+
+        link.on_create = heartbeat_first
+        k = await started(svc)
+        assert verdicts == [["stray"]]
+        assert svc.unknown_on_agent(AGENT, [k["name"]], {}) == []
+        await svc.delete(k["id"], USER)
+
+    run(body, tmp_path)

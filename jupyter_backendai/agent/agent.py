@@ -69,6 +69,7 @@ class Agent(LoggingConfigurable):
         super().__init__(**kwargs)
         self.rt: Runtime | None = None
         self.kernels: dict[str, RuntimeKernel] = {}   # handed out: name -> kernel
+        self.kernel_ids: dict[str, str] = {}          # handed out here: name -> the manager's id
         self.catalog: list[ImageInfo] = []
         self._exits: dict[str, int] = {}             # kernels that died while starting
         self._starting: set[str] = set()
@@ -173,8 +174,10 @@ class Agent(LoggingConfigurable):
                 if not self._registered.is_set():
                     await self._register()
                 else:
+                    self.kernel_ids = {n: i for n, i in self.kernel_ids.items() if n in self.kernels}
                     reply = await self.rpc.call("heartbeat", {"agent_id": self.agent_id,
                                                               "kernels": sorted(self.kernels),
+                                                              "kernel_ids": dict(self.kernel_ids),
                                                               "activity": self.activity.report()},
                                                 timeout=max(5.0, self.heartbeat_interval))
                     # Kernels the manager no longer knows (e.g. a start it gave up on): free them.
@@ -284,7 +287,7 @@ class Agent(LoggingConfigurable):
 
     async def rpc_create_kernel(self, image: str, cpu: float, mem: int, env: dict[str, str] | None = None,
                                 argv: list[str] | None = None, jail: dict[str, Any] | None = None,
-                                **_: Any) -> dict[str, Any]:
+                                kernel_id: str = "", **_: Any) -> dict[str, Any]:
         env = env or {}
         # A warm kernel was started with the image's own argv and no user environment, so it
         # only serves requests that would have started the same thing.
@@ -300,6 +303,9 @@ class Agent(LoggingConfigurable):
         except OSError:  # its dir is gone: so is the kernel, and its exit is on the way
             pass
         self.kernels[kernel.name] = kernel
+        # A heartbeat may reach the manager before this answer does: the id lets it recognise
+        # the kernel it is still waiting for instead of calling it unknown (and destroyed).
+        self.kernel_ids[kernel.name] = kernel_id
         self.activity.watch(kernel.name, kernel.connection)
         return {"name": kernel.name, "connection": kernel.connection, "pooled": pooled}
 

@@ -140,7 +140,8 @@ class Manager(LoggingConfigurable):
                 raise RpcError("unregistered", "register first")
             if isinstance(params.get("activity"), dict):
                 self.kernels.on_activity(agent_id, params["activity"])
-            return {"unknown": self.kernels.unknown_on_agent(agent_id, params.get("kernels") or [])}
+            ids = params.get("kernel_ids") if isinstance(params.get("kernel_ids"), dict) else {}
+            return {"unknown": self.kernels.unknown_on_agent(agent_id, params.get("kernels") or [], ids)}
         if method == "kernel_exited":
             await self.kernels.on_exit(agent_id, params["name"], int(params.get("exit_code", -1)))
             return None

@@ -338,9 +338,13 @@ class KernelService:
         self.kick()
         return keep
 
-    def unknown_on_agent(self, agent_id: str, names: list[str]) -> list[str]:
+    def unknown_on_agent(self, agent_id: str, names: list[str], ids: dict[str, str] | None = None) -> list[str]:
+        """Names an agent runs that are no kernel of ours. One whose start answer is still on
+        its way (we have no name for it yet) is known by the kernel id the agent was given."""
         mine = {k["name"] for k in self.kernels.values() if k["agent_id"] == agent_id}
-        return [n for n in names if n not in mine]
+        starting = {k["id"] for k in self.kernels.values() if k["agent_id"] == agent_id and k["status"] == "CREATING"}
+        ids = ids or {}
+        return [n for n in names if n not in mine and ids.get(n) not in starting]
 
     async def on_exit(self, agent_id: str, name: str, exit_code: int) -> None:
         for k in list(self.kernels.values()):
