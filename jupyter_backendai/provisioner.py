@@ -31,6 +31,15 @@ from .client import ManagerAddress, ManagerClient, ManagerError
 
 log = logging.getLogger(__name__)
 
+
+class KernelStartError(RuntimeError):
+    """The manager refused or failed a start; ``status`` is its HTTP status (0: unreachable),
+    so that a server in front (the gateway) can answer with the same one."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
 # Launch-environment names a client may pass to the kernel (jupyter_server passes its whole
 # os.environ; none of that may reach an agent).
 DEFAULT_ENV_ALLOW = ["JPY_SESSION_NAME", "KERNEL_USERNAME", "KERNEL_WORKING_DIR"]
@@ -105,7 +114,7 @@ class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if k["status"] != "RUNNING":
                 k = await self._await_running(k)
         except ManagerError as e:
-            raise RuntimeError(f"Backend.AI could not start the kernel: {e}") from None
+            raise KernelStartError(e.status, f"Backend.AI could not start the kernel: {e}") from None
         except BaseException:
             # Cancelled while waiting (e.g. the client gave up): don't leave a kernel behind.
             if self._remote_id:

@@ -288,3 +288,20 @@ def test_only_the_gateway_extension_is_served(gw: Gateway, alice: tuple[str, str
     """No JupyterLab UI nor language servers on the gateway host: users bring their own Lab."""
     for path in ("lab", "lsp/status"):
         assert gw.api("GET", path, alice[1]).status_code == 404, path
+
+
+def test_kernel_env_chooses_resources_and_bad_requests_say_why(gw: Gateway, cluster: Cluster, alice: tuple[str, str],
+                                                              no_leaks: None) -> None:
+    """KERNEL_CPU/KERNEL_MEM as GatewayClient sends them size the container; an image nobody
+    offers or an impossible size is the manager's own status and one line, and leaves nothing."""
+    token = alice[1]
+    kid = start_kernel(gw, token, env={"KERNEL_CPU": "1.5", "KERNEL_MEM": "768m", "KERNEL_USERNAME": "alice"})["id"]
+    remote = [x for x in cluster.api("GET", "kernels", params={"all": "1"}).json()["kernels"]
+              if x["tags"].get("jupyter.kernel_id") == kid]
+    assert remote[0]["resources"]["cpu"] == 1.5 and remote[0]["resources"]["mem"] == 768 * 2**20
+    shutdown(gw, token, kid)
+    bad = gw.api("POST", "api/kernels", token, json={"name": "backendai-python", "env": {"KERNEL_IMAGE": "no/such:1"}})
+    assert bad.status_code == 404 and "no agent offers image 'no/such:1'" in bad.json()["message"], bad.text
+    huge = gw.api("POST", "api/kernels", token, json={"name": "backendai-python", "env": {"KERNEL_CPU": "4096"}})
+    assert huge.status_code == 400 and "unschedulable" in huge.json()["message"], huge.text
+    assert gw.api("GET", "api/kernels", token).json() == []

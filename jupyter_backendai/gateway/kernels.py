@@ -23,6 +23,7 @@ from tornado import web
 from traitlets import Bool, Float, Unicode
 
 from ..client import ManagerAddress, ManagerClient, ManagerError
+from ..provisioner import KernelStartError
 from .identity import current_user
 
 ORIGIN_TAG, ORIGIN = "origin", "gateway"
@@ -85,7 +86,12 @@ class BackendAIKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         await ksm.refresh()
         if kernel_name is not None:
             kernel_name = ksm.aliases.get(kernel_name, kernel_name)
-        return await super()._async_start_kernel(kernel_name=kernel_name, **kwargs)
+        try:
+            return await super()._async_start_kernel(kernel_name=kernel_name, **kwargs)
+        except KernelStartError as e:
+            # The manager's own status (404 unknown image, 400 bad resources, 403 policy) and
+            # its one line, instead of jupyter_server's 500 with a traceback in the log.
+            raise web.HTTPError(e.status if 400 <= e.status < 500 else 503, str(e)) from None
 
     start_kernel = _async_start_kernel  # type: ignore[assignment]
 
