@@ -64,11 +64,12 @@ LANGUAGES: dict[str, LangBench] = {b.lang: b for b in (
     LangBench("bash", "x=$((1 + 1))", ("/bin/bash", "-c", "while IFS= read -r l; do eval \"$l\"; printf '\\001\\n'; done")),
     LangBench("octave", "x = 1 + 1;", (
         "/usr/bin/octave-cli", "-q", "--no-window-system", "--eval",
-        "while true; l = fgetl(stdin); if ~ischar(l), break; end; eval(l); printf('\\001\\n'); fflush(stdout); end")),
+        # input(), not fgetl(stdin): Octave's stdin stream waits to fill its buffer on a pipe.
+        "while true; l = input('', 's'); eval(l); printf('\\001\\n'); fflush(stdout); end")),
     LangBench("java", "int x = 1 + 1;", (
         "/bin/sh", "-c",
         # JShell's own tool reading stdin: each snippet, then a print of the marker.
-        "exec jshell -q --feedback silent")),
+        "exec jshell --feedback silent")),
     LangBench("c", "int x = 1 + 1;", (
         "/bin/bash", "-c",
         f"printf '%s' '{_C_MAIN}' | gcc -x c -o /tmp/p - && while read -r l; do /tmp/p; printf '\\001\\n'; done")),
@@ -102,7 +103,9 @@ class BareRepl:
         self.proc = subprocess.Popen(
             ["docker", "run", "-i", "--rm", "--name", self.name, "--label", f"{BENCH_LABEL}={RUN_ID}",
              "--network", "none", "--cpus", "1", "--memory", "1g", "--cap-drop", "ALL",
-             "--security-opt", "no-new-privileges", image, *bench.bare],
+             # The runtime alone: not under the image's tini + jail entrypoint (whose exec
+             # allow-list is the kernel's, e.g. no jshell binary in the Java image).
+             "--security-opt", "no-new-privileges", "--entrypoint", bench.bare[0], image, *bench.bare[1:]],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._buf = b""
         self.rtt(timeout)  # the loop is up (and compiled, where it compiles) once it answers
