@@ -86,6 +86,17 @@ def new_user(cluster: Cluster, prefix: str = "user") -> tuple[str, str]:
     return name, r.json()["token"]
 
 
+#: Registers comm target "echo" in an ipykernel: it answers each message with its buffers reversed.
+COMM_ECHO = """
+from ipykernel.comm import Comm
+def _echo(comm, open_msg):
+    @comm.on_msg
+    def _got(msg):
+        comm.send({"n": len(msg["buffers"])}, buffers=[bytes(b)[::-1] for b in msg["buffers"]])
+get_ipython().kernel.comm_manager.register_target("echo", _echo)
+"""
+
+
 # ----- a websocket client for both protocols (framing: jupyter_server's own functions) -----
 
 V1 = "v1.kernel.websocket.jupyter.org"

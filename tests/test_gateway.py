@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from conftest import Cluster, assert_no_leaks, wait_until
-from gateway_support import V1, Gateway, KernelSocket, new_user, result_of, stdout_of
+from gateway_support import COMM_ECHO, V1, Gateway, KernelSocket, new_user, result_of, stdout_of
 
 pytestmark = pytest.mark.docker
 
@@ -125,14 +125,6 @@ def test_legacy_json_websocket(gw: Gateway, alice: tuple[str, str], no_leaks: No
     shutdown(gw, token, kid)
 
 
-COMM_ECHO = """
-from ipykernel.comm import Comm
-def _echo(comm, open_msg):
-    @comm.on_msg
-    def _got(msg):
-        comm.send({"n": len(msg["buffers"])}, buffers=[bytes(b)[::-1] for b in msg["buffers"]])
-get_ipython().kernel.comm_manager.register_target("echo", _echo)
-"""
 
 
 def test_binary_buffers_round_trip_byte_exact(gw: Gateway, alice: tuple[str, str], no_leaks: None) -> None:

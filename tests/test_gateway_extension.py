@@ -20,20 +20,11 @@ from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
 from conftest import Cluster, assert_no_leaks, wait_until
-from gateway_support import new_user, pack_v1, unpack_v1
+from gateway_support import COMM_ECHO, V1, new_user, pack_v1, unpack_v1
 from jupyter_backendai.gateway.app import GatewayApp
 
 pytestmark = pytest.mark.docker
 
-V1 = "v1.kernel.websocket.jupyter.org"
-COMM_ECHO = """
-from ipykernel.comm import Comm
-def _echo(comm, open_msg):
-    @comm.on_msg
-    def _got(msg):
-        comm.send({"n": len(msg["buffers"])}, buffers=[bytes(b)[::-1] for b in msg["buffers"]])
-get_ipython().kernel.comm_manager.register_target("echo", _echo)
-"""
 
 
 @pytest.fixture
