@@ -188,6 +188,9 @@ IMAGE_DEFAULTS: dict[str, Policy] = {
     "javascript": replace(BASE, image="javascript", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/node", "/usr/bin/nodejs", *COMMON_EXEC]),
     # The wrapper kernel starts lua5.4 as its driver.
+    # The wrapper kernel (Python) starts ruby as its driver.
+    "ruby": replace(BASE, image="ruby", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/ruby", "/usr/bin/ruby3.1", *COMMON_EXEC]),
     "lua": replace(BASE, image="lua", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/lua5.4", "/usr/bin/lua", *COMMON_EXEC]),
     # The wrapper kernel starts php (php-cli) as its driver.
