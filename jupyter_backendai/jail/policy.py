@@ -191,6 +191,9 @@ IMAGE_DEFAULTS: dict[str, Policy] = {
     # The wrapper kernel (Python) starts ruby as its driver.
     "ruby": replace(BASE, image="ruby", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/ruby", "/usr/bin/ruby3.1", *COMMON_EXEC]),
+    # The wrapper kernel (Python) starts perl as its driver.
+    "perl": replace(BASE, image="perl", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/perl", "/usr/bin/perl5.36.0", *COMMON_EXEC]),
     "lua": replace(BASE, image="lua", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/lua5.4", "/usr/bin/lua", *COMMON_EXEC]),
     # The wrapper kernel starts php (php-cli) as its driver.
