@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: LGPL-3.0-or-later
+"""Compiling a cell's program, with a build cache keyed by a hash.
+
+The key covers the compiler's identity, the flags, the display header and the source, so a
+cell run again with the same declarations reuses its program without compiling. Builds live in
+BACKENDAI_BUILD_DIR (default /tmp/backendai-build, which the image creates and the jail policy
+allows to execute from). The compiler runs in the driver's process group: an interrupt stops it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .languages import INCLUDE_DIR, Language
+
+BUILD_DIR = Path(os.environ.get("BACKENDAI_BUILD_DIR", "/tmp/backendai-build"))
+KEEP_BUILDS = 64
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    ok: bool
+    exe: Path | None
+    diagnostics: str   # the compiler's messages (warnings too when ok)
+    cached: bool
+    key: str
+    argv: tuple[str, ...] = ()
+
+
+class Builder:
+    def __init__(self, lang: Language, root: Path = BUILD_DIR) -> None:
+        self.lang = lang
+        self.root = root / lang.name
+        self._identity: str | None = None
+        self._pp_cache: dict[str, str] = {}
+
+    def identity(self) -> str:
+        """The compiler's version and target, part of every key."""
+        if self._identity is None:
+            r = subprocess.run([self.lang.compiler, "-v"], capture_output=True, text=True)
+            self._identity = (r.stderr or r.stdout).strip()
+        return self._identity
+
+    def version(self) -> str:
+        r = subprocess.run([self.lang.compiler, "-dumpfullversion"], capture_output=True, text=True)
+        return r.stdout.strip()
+
+    def key(self, source: str, cflags: tuple[str, ...], ldflags: tuple[str, ...]) -> str:
+        header = (INCLUDE_DIR / "backendai_display.h").read_bytes()
+        blob = json.dumps([self.lang.name, self.identity(), list(self.lang.base_flags), list(cflags), list(ldflags),
+                           hashlib.sha256(header).hexdigest(), source])
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def build(self, source: str, cflags: tuple[str, ...] = (), ldflags: tuple[str, ...] = (),
+              syntax_only: bool = False) -> BuildResult:
+        key = self.key(source, cflags, ldflags)
+        final = self.root / key[:24]
+        exe = final / "program"
+        if not syntax_only and exe.is_file():
+            os.utime(final)  # most recently used: pruned last
+            return BuildResult(True, exe, "", True, key)
+        self.root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=self.root))
+        try:
+            src = work / f"cell{self.lang.source_suffix}"
+            src.write_text(source)
+            out = None if syntax_only else str(work / "program")
+            argv = self.lang.compile_argv(str(src), out, cflags, ldflags)
+            r = subprocess.run(argv, capture_output=True, cwd=work, stdin=subprocess.DEVNULL)
+            diagnostics = (r.stdout + r.stderr).decode("utf-8", "replace")
+            diagnostics = diagnostics.replace(f"{work}/", "").replace(str(work), ".")
+            if r.returncode != 0 or syntax_only:
+                return BuildResult(r.returncode == 0, None, diagnostics, False, key, tuple(argv))
+            try:
+                os.rename(work, final)
+            except OSError:  # built meanwhile by someone else: theirs is as good
+                pass
+            self._prune()
+            return BuildResult(True, exe, diagnostics, False, key, tuple(argv))
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
+
+    def preprocessed(self, source: str) -> str:
+        """The text of the headers a cell's directives pull in (for completion), cached."""
+        key = hashlib.sha256(source.encode()).hexdigest()
+        if key not in self._pp_cache:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", suffix=self.lang.source_suffix, dir=self.root) as f:
+                f.write(source)
+                f.flush()
+                r = subprocess.run(self.lang.preprocess_argv(f.name), capture_output=True, text=True,
+                                   stdin=subprocess.DEVNULL, timeout=8)
+            self._pp_cache[key] = r.stdout if r.returncode == 0 else ""
+        return self._pp_cache[key]
+
+    def _prune(self) -> None:
+        builds = [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if len(builds) <= KEEP_BUILDS:
+            return
+        builds.sort(key=lambda p: p.stat().st_mtime)
+        for p in builds[:len(builds) - KEEP_BUILDS]:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def first_error(diagnostics: str) -> str:
+    """The line a user reads first: the first error (or the last line)."""
+    lines = [ln for ln in diagnostics.splitlines() if ln.strip()]
+    for ln in lines:
+        if ": error:" in ln or ": fatal error:" in ln or "undefined reference" in ln:
+            return ln.strip()
+    return lines[-1].strip() if lines else "compilation failed"
+
+

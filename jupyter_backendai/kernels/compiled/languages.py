@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: LGPL-3.0-or-later
+"""Per-language profiles of the compile-and-run engine: syntax rules, compiler, flags.
+
+A language is a :class:`Language`: its :class:`~.session.Syntax` (how cells split and how a
+program is assembled), the compiler command, and the magic that carries compiler flags.
+Go and Rust add a Language here (and a Syntax subclass) and reuse the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .session import Syntax, Token
+
+INCLUDE_DIR = Path(__file__).resolve().parent / "include"
+
+
+class CppSyntax(Syntax):
+    name = "cpp"
+    keywords = Syntax.keywords | frozenset("""
+        alignas alignof asm bool catch char8_t char16_t char32_t class concept consteval constexpr constinit
+        const_cast co_await co_return co_yield decltype delete dynamic_cast explicit export false friend
+        mutable namespace new noexcept nullptr operator private protected public reinterpret_cast requires
+        static_assert static_cast template this thread_local throw true try typeid typename using virtual
+        wchar_t override final""".split())
+    decl_start = Syntax.decl_start | frozenset("""
+        class constexpr consteval constinit explicit friend mutable thread_local typename virtual wchar_t
+        char8_t char16_t char32_t decltype""".split())
+    type_tags = frozenset({"struct", "union", "enum", "class"})
+    overloads = True
+
+    def _classify_more(self, body: list[Token], text_key: str) -> tuple[str, frozenset[str]] | None:
+        first = body[0].text
+        if first == "using":
+            if len(body) > 2 and body[1].kind == "id" and body[2].text == "=":
+                return "type", frozenset({f"typedef:{body[1].text}"})
+            return "decl", frozenset({text_key})
+        if first == "enum" and len(body) > 2 and body[1].text in ("class", "struct"):
+            return "type", frozenset({f"type:{body[2].text}"})
+        return None
+
+
+@dataclass(frozen=True)
+class Language:
+    name: str
+    syntax: Syntax
+    compiler: str
+    source_suffix: str
+    #: flags before the user's (the display header is always included)
+    base_flags: tuple[str, ...]
+    #: magics whose words go to the compiler
+    flag_magics: tuple[str, ...]
+    keywords: frozenset[str] = field(default=frozenset())
+
+    def compile_argv(self, src: str, out: str | None, cflags: tuple[str, ...], ldflags: tuple[str, ...]) -> list[str]:
+        """The compiler's command line; ``out`` None checks the syntax only."""
+        head = [self.compiler, *self.base_flags, "-I", str(INCLUDE_DIR), "-include", "backendai_display.h", *cflags]
+        if out is None:
+            return [*head, "-fsyntax-only", src]
+        return [*head, "-o", out, src, *ldflags]
+
+    def preprocess_argv(self, src: str) -> list[str]:
+        return [self.compiler, *self.base_flags, "-I", str(INCLUDE_DIR), "-include", "backendai_display.h", "-E",
+                "-P", src]
+
+
+_DIAG_FLAGS = ("-fdiagnostics-color=never", "-fno-diagnostics-show-caret", "-fmax-errors=20")
+
+LANGUAGES: dict[str, Language] = {
+    "c": Language("c", Syntax(), "gcc", ".c", _DIAG_FLAGS, ("CFLAGS",)),
+    "cpp": Language("cpp", CppSyntax(), "g++", ".cpp", _DIAG_FLAGS, ("CXXFLAGS", "CFLAGS")),
+}
+
+
+def identifiers_in(text: str) -> set[str]:
+    """Names worth completing from preprocessed headers (no reserved ``_x``/``__x`` names)."""
+    return {m for m in re.findall(r"\b[A-Za-z][A-Za-z0-9_]*\b", text)}
