@@ -209,6 +209,13 @@ IMAGE_DEFAULTS: dict[str, Policy] = {
         "/usr/bin/Rscript", *COMMON_EXEC]),
     # The wrapper kernel starts a Python driver that keeps one bash running the cells.
     "bash": replace(BASE, image="bash", exec_allow=["/opt/kernel/bin/python", "/usr/bin/python3", *COMMON_EXEC]),
+    # C and C++: the wrapper's Python driver runs gcc/g++ (cc1, cc1plus, collect2 and lto-wrapper
+    # live under /usr/lib/gcc/; as and ld are in GCC_EXEC) and the programs they build, which
+    # live in the build cache only.
+    "c": replace(BASE, image="c", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", *GCC_EXEC, "/tmp/backendai-build/", *COMMON_EXEC]),
+    "cpp": replace(BASE, image="cpp", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", *GCC_EXEC, "/tmp/backendai-build/", *COMMON_EXEC]),
     # The wrapper kernel starts octave-cli as its driver; plots go through gnuplot.
     "octave": replace(BASE, image="octave", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/octave-cli", "/usr/bin/octave-cli-7.3.0",
