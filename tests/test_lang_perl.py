@@ -8,18 +8,15 @@ per-cell output cap.
 
 from __future__ import annotations
 
-import time
-from typing import Any, Iterator
+from typing import Iterator
 
-import jupyter_kernel_test
 import pytest
 
+import lang_support
 from conftest import Cluster, assert_no_leaks
+from lang_support import PNG_B64
 
 pytestmark = pytest.mark.docker
-
-# 1x1 transparent PNG
-PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -28,7 +25,7 @@ def _on_cluster(cluster: Cluster) -> Iterator[Cluster]:
     assert_no_leaks(cluster)
 
 
-class BackendAIPerlKernelTests(jupyter_kernel_test.KernelTests):
+class BackendAIPerlKernelTests(lang_support.LanguageKernelTests):
     kernel_name = "backendai-perl"
     language_name = "perl"
     file_extension = ".pl"
@@ -58,54 +55,13 @@ class BackendAIPerlKernelTests(jupyter_kernel_test.KernelTests):
     ]
     code_inspect_sample = "Data::Dumper"
 
-    # ----- helpers --------------------------------------------------------------------------
-
-    def cell(self, code: str, timeout: float = 30) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        self.flush_channels()
-        reply, out = self.execute_helper(code, timeout=timeout)
-        return reply, out
-
-    @staticmethod
-    def text_of(out: list[dict[str, Any]], name: str = "stdout") -> str:
-        return "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream" and m["content"]["name"] == name)
-
-    @staticmethod
-    def result_of(out: list[dict[str, Any]]) -> str | None:
-        res = [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
-        return res[0] if res else None
-
-    def interrupt_running(self, code: str) -> dict[str, Any]:
-        self.flush_channels()
-        msg_id = self.kc.execute(code)
-        time.sleep(0.5)
-        t0 = time.monotonic()
-        self.km.interrupt_kernel()
-        reply = self.kc.get_shell_msg(timeout=10)
-        elapsed = time.monotonic() - t0
-        assert reply["parent_header"]["msg_id"] == msg_id
-        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "Interrupted", reply["content"]
-        assert elapsed < 2.0, f"interrupt took {elapsed:.2f} s"
-        return reply
-
-    def run_with_answers(self, code: str, answers: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Run a cell that reads stdin, answering its input requests in turn."""
-        self.flush_channels()
-        msg_id = self.kc.execute(code, allow_stdin=True)
-        for value in answers:
-            req = self.kc.get_stdin_msg(timeout=20)
-            assert req["msg_type"] == "input_request", req
-            self.kc.input(value)
-        reply = self.kc.get_shell_msg(timeout=20)
-        assert reply["parent_header"]["msg_id"] == msg_id, reply
-        out = []
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=10)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            out.append(msg)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-        return reply, out
+    code_read_stdin = "my $l = <STDIN>;"
+    code_display_between_prints = "print \"before\\n\"; display_html('<i>x</i>'); print \"after\\n\";"
+    code_display_svg_and_png = ("display_svg('<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"4\"/></svg>');\n"
+                                f"use MIME::Base64; display_png(decode_base64('{PNG_B64}'));")  # raw bytes too
+    code_runaway_output = "print 'x' x 99, \"\\n\" for 1 .. 50000;"
+    code_after, result_after = "'after'", '"after"'
+    code_print_then_busy = "print \"first\\n\";\nmy $t = time + 2;\n1 while time < $t;"
 
     # ----- beyond conformance ---------------------------------------------------------------
 
@@ -144,11 +100,6 @@ class BackendAIPerlKernelTests(jupyter_kernel_test.KernelTests):
         assert self.completions("%rec")["content"]["matches"] == ["record"]
         assert "greet_all" in self.completions("gree")["content"]["matches"]
 
-    def completions(self, text: str) -> dict[str, Any]:
-        self.flush_channels()
-        self.kc.complete(text)
-        return self.kc.get_shell_msg(timeout=10)
-
     def test_interrupt_keeps_state(self) -> None:
         self.cell("my $kept = 'still here';")
         self.interrupt_running("1 while 1;")
@@ -169,54 +120,3 @@ class BackendAIPerlKernelTests(jupyter_kernel_test.KernelTests):
                                            ["a", "b", ""])
         assert reply["content"]["status"] == "ok", reply["content"]
         assert self.result_of(out) == '["a","b"]', out
-
-    def test_input_without_stdin_is_an_error(self) -> None:
-        self.flush_channels()
-        msg_id = self.kc.execute("my $l = <STDIN>;", allow_stdin=False)
-        reply = self.kc.get_shell_msg(timeout=20)
-        assert reply["parent_header"]["msg_id"] == msg_id
-        assert reply["content"]["status"] == "error", reply["content"]
-        assert reply["content"]["ename"] == "StdinNotImplementedError", reply["content"]
-
-    def test_display_svg_and_png(self) -> None:
-        reply, out = self.cell("display_svg('<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"4\"/></svg>');\n"
-                               "use MIME::Base64; display_png(decode_base64('" + PNG_B64 + "'));")  # raw bytes too
-        assert reply["content"]["status"] == "ok", reply
-        shown = [m["content"]["data"] for m in out if m["msg_type"] == "display_data"]
-        assert len(shown) == 2, out
-        assert "<circle" in shown[0]["image/svg+xml"]
-        assert shown[1]["image/png"] == PNG_B64
-
-    def test_display_keeps_its_place_in_the_output(self) -> None:
-        reply, out = self.cell("print \"before\\n\"; display_html('<i>x</i>'); print \"after\\n\";")
-        assert reply["content"]["status"] == "ok", reply
-        order = [("display" if m["msg_type"] == "display_data" else m["content"]["text"].strip())
-                 for m in out if m["msg_type"] in ("stream", "display_data")]
-        assert order == ["before", "display", "after"], order
-
-    def test_runaway_output_is_capped(self) -> None:
-        reply, out = self.cell("print 'x' x 99, \"\\n\" for 1 .. 50000;", timeout=60)
-        assert reply["content"]["status"] == "ok", reply
-        shown = self.text_of(out)
-        assert 900_000 <= len(shown) <= 1_000_000, len(shown)
-        assert "output limit" in self.text_of(out, "stderr"), self.text_of(out, "stderr")[-300:]
-        _, out = self.cell("'after'")  # the next cell starts with a fresh budget and nothing left over
-        assert self.result_of(out) == '"after"' and not self.text_of(out), out
-
-    def test_output_streams_while_running(self) -> None:
-        """stdout arrives as it is written, not at the end of the cell."""
-        self.flush_channels()
-        msg_id = self.kc.execute("print \"first\\n\";\nmy $t = time + 2;\n1 while time < $t;")
-        t0 = time.monotonic()
-        first_at = None
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=10)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream" and "first" in msg["content"]["text"] and first_at is None:
-                first_at = time.monotonic() - t0
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                done_at = time.monotonic() - t0
-                break
-        self.kc.get_shell_msg(timeout=10)
-        assert first_at is not None and done_at - first_at > 0.9, (first_at, done_at)

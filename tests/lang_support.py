@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: LGPL-3.0-or-later
+"""What every Backend.AI language kernel promises beyond jupyter_kernel_test's conformance
+checks, written once; a language's test class supplies the snippets in its own syntax.
+
+Import the module, not the class (``import lang_support``): pytest collects every unittest
+TestCase in a test module's namespace, and this one has no kernel of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jupyter_kernel_test
+
+# 1x1 transparent PNG
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+
+Reply = dict[str, Any]
+Messages = list[dict[str, Any]]
+
+
+class LanguageKernelTests(jupyter_kernel_test.KernelTests):
+    #: reads a line of stdin (run without stdin: must fail with StdinNotImplementedError)
+    code_read_stdin: str
+    #: prints "before", displays some HTML, prints "after", each on a line of its own
+    code_display_between_prints: str
+    #: displays an SVG with a <circle>, then the PNG of PNG_B64 handed over as raw bytes
+    code_display_svg_and_png: str
+    #: prints 50,000 lines of 99 "x"
+    code_runaway_output: str
+    #: a cell whose value is the string "after", and that value as the kernel shows it
+    code_after: str
+    result_after: str
+    #: prints "first", then stays busy for 1.5-2 s
+    code_print_then_busy: str
+
+    # ----- helpers --------------------------------------------------------------------------
+
+    def cell(self, code: str, timeout: float = 30) -> tuple[Reply, Messages]:
+        self.flush_channels()
+        reply, out = self.execute_helper(code, timeout=timeout)
+        return reply, out
+
+    @staticmethod
+    def text_of(out: Messages, name: str = "stdout") -> str:
+        return "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream" and m["content"]["name"] == name)
+
+    @staticmethod
+    def result_of(out: Messages) -> str | None:
+        res = [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
+        return res[0] if res else None
+
+    def completions(self, text: str) -> Reply:
+        self.flush_channels()
+        self.kc.complete(text)
+        return self.kc.get_shell_msg(timeout=10)
+
+    def interrupt_running(self, code: str) -> Reply:
+        """Start ``code``, interrupt it after 0.5 s; it must stop within the 2 s the issue allows."""
+        self.flush_channels()
+        msg_id = self.kc.execute(code)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        self.km.interrupt_kernel()
+        reply = self.kc.get_shell_msg(timeout=10)
+        elapsed = time.monotonic() - t0
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "Interrupted", reply["content"]
+        assert elapsed < 2.0, f"interrupt took {elapsed:.2f} s"
+        return reply
+
+    def run_with_answers(self, code: str, answers: list[str]) -> tuple[Reply, Messages]:
+        """Run a cell that reads stdin, answering its input requests in turn."""
+        self.flush_channels()
+        msg_id = self.kc.execute(code, allow_stdin=True)
+        for value in answers:
+            req = self.kc.get_stdin_msg(timeout=20)
+            assert req["msg_type"] == "input_request", req
+            self.kc.input(value)
+        reply = self.kc.get_shell_msg(timeout=20)
+        assert reply["parent_header"]["msg_id"] == msg_id, reply
+        return reply, self.iopub_until_idle(msg_id)
+
+    def iopub_until_idle(self, msg_id: str) -> Messages:
+        out = []
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=10)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            out.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return out
+
+    # ----- the same promise in every language ------------------------------------------------
+
+    def test_input_without_stdin_is_an_error(self) -> None:
+        self.flush_channels()
+        msg_id = self.kc.execute(self.code_read_stdin, allow_stdin=False)
+        reply = self.kc.get_shell_msg(timeout=20)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "error", reply["content"]
+        assert reply["content"]["ename"] == "StdinNotImplementedError", reply["content"]
+
+    def test_display_svg_and_png(self) -> None:
+        reply, out = self.cell(self.code_display_svg_and_png)
+        assert reply["content"]["status"] == "ok", reply
+        shown = [m["content"]["data"] for m in out if m["msg_type"] == "display_data"]
+        assert len(shown) == 2, out
+        assert "<circle" in shown[0]["image/svg+xml"]
+        assert shown[1]["image/png"] == PNG_B64
+
+    def test_display_keeps_its_place_in_the_output(self) -> None:
+        reply, out = self.cell(self.code_display_between_prints)
+        assert reply["content"]["status"] == "ok", reply
+        order = [("display" if m["msg_type"] == "display_data" else m["content"]["text"].strip())
+                 for m in out if m["msg_type"] in ("stream", "display_data")]
+        assert order == ["before", "display", "after"], order
+
+    def test_runaway_output_is_capped(self) -> None:
+        reply, out = self.cell(self.code_runaway_output, timeout=60)
+        assert reply["content"]["status"] == "ok", reply
+        shown = self.text_of(out)
+        assert 900_000 <= len(shown) <= 1_000_000, len(shown)
+        assert "output limit" in self.text_of(out, "stderr"), self.text_of(out, "stderr")[-300:]
+        _, out = self.cell(self.code_after)  # the next cell starts with a fresh budget and nothing left over
+        assert self.result_of(out) == self.result_after and not self.text_of(out), out
+
+    def test_output_streams_while_running(self) -> None:
+        """stdout arrives as it is written, not at the end of the cell."""
+        self.flush_channels()
+        msg_id = self.kc.execute(self.code_print_then_busy)
+        t0 = time.monotonic()
+        first_at = None
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=10)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream" and "first" in msg["content"]["text"] and first_at is None:
+                first_at = time.monotonic() - t0
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                done_at = time.monotonic() - t0
+                break
+        self.kc.get_shell_msg(timeout=10)
+        assert first_at is not None and done_at - first_at > 0.9, (first_at, done_at)
