@@ -136,3 +136,9 @@ def test_display_records() -> None:
     frames = r.feed(blob[10:])
     assert frames[0] == {"type": "display", "data": {"image/svg+xml": "<svg/>"}, "metadata": {}, "sync": 1}
     assert frames[1]["data"] == {"image/png": "iVBO"} and frames[1]["sync"] == 2
+
+
+def test_result_records_are_text() -> None:
+    """A language whose cells have values (Rust's trailing expression) sends them as a record."""
+    frames = DisplayReader().feed(b"BAI1 1 application/x-backendai-result 2\n42")
+    assert frames[0]["data"] == {"application/x-backendai-result": "42"}

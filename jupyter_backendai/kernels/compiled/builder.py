@@ -44,13 +44,13 @@ class Builder:
     def identity(self) -> str:
         """The compiler's version and target, part of every key."""
         if self._identity is None:
-            r = subprocess.run([self.lang.compiler, "-v"], capture_output=True, text=True)
+            r = subprocess.run(self.lang.identity_argv(), capture_output=True, text=True)
             self._identity = (r.stderr or r.stdout).strip()
         return self._identity
 
     def version(self) -> str:
-        r = subprocess.run([self.lang.compiler, "-dumpfullversion"], capture_output=True, text=True)
-        return r.stdout.strip()
+        r = subprocess.run(self.lang.version_argv(), capture_output=True, text=True)
+        return (r.stdout or r.stderr).strip()
 
     def key(self, source: str, cflags: tuple[str, ...], ldflags: tuple[str, ...]) -> str:
         header = (INCLUDE_DIR / "backendai_display.h").read_bytes()
@@ -108,14 +108,4 @@ class Builder:
         builds.sort(key=lambda p: p.stat().st_mtime)
         for p in builds[:len(builds) - KEEP_BUILDS]:
             shutil.rmtree(p, ignore_errors=True)
-
-
-def first_error(diagnostics: str) -> str:
-    """The line a user reads first: the first error (or the last line)."""
-    lines = [ln for ln in diagnostics.splitlines() if ln.strip()]
-    for ln in lines:
-        if ": error:" in ln or ": fatal error:" in ln or "undefined reference" in ln:
-            return ln.strip()
-    return lines[-1].strip() if lines else "compilation failed"
-
 

@@ -14,10 +14,10 @@ import sys
 from typing import Any
 
 from ..protocol import FrameReader, encode
-from .builder import Builder, first_error
+from .builder import Builder
 from .languages import LANGUAGES, identifiers_in
 from .runner import Runner
-from .session import CURRENT, MagicError, Session, cell_name, completion_prefix, is_complete
+from .session import CURRENT, MagicError, Session, cell_name
 
 
 class Driver:
@@ -85,7 +85,7 @@ class Driver:
             elif op == "complete":
                 self.send(self.complete(str(msg.get("code", "")), int(msg.get("cursor_pos", 0))))
             elif op == "is_complete":
-                status, indent = is_complete(str(msg.get("code", "")))
+                status, indent = self.lang.is_complete(str(msg.get("code", "")))
                 self.send({"type": "is_complete", "status": status, "indent": indent})
             elif op == "inspect":
                 self.send({"type": "inspect", "found": False, "data": {}})
@@ -104,7 +104,7 @@ class Driver:
         syntax_only = plan.kind == "declare"
         result = self.builder.build(plan.source, flags.cflags, flags.ldflags, syntax_only=syntax_only)
         here = cell_name(plan.cell)
-        diagnostics = result.diagnostics.replace(CURRENT, here)
+        diagnostics = self.lang.diagnostics(result.diagnostics, plan.source).replace(CURRENT, here)
         if flags.verbose:
             what = "cached build" if result.cached else ("checked" if syntax_only else "compiled")
             note = f"[build] {what} {result.key[:12]}"
@@ -115,7 +115,7 @@ class Driver:
             return interrupted()
         if not result.ok:
             lines = diagnostics.rstrip("\n").splitlines()
-            return error("CompileError", first_error(diagnostics), lines)
+            return error("CompileError", self.lang.first_error(diagnostics), lines)
         if diagnostics.strip():
             os.write(2, diagnostics.encode())
         if plan.kind != "program":
@@ -128,7 +128,7 @@ class Driver:
             return interrupted()
         rc = run.returncode
         if rc is None or rc == 0:
-            return {"type": "ok"}
+            return {"type": "ok", "data": run.result} if run.result else {"type": "ok"}
         if rc < 0:
             try:
                 name = signal.Signals(-rc).name
@@ -141,17 +141,8 @@ class Driver:
         return error("ExitStatus", f"the program exited with status {rc}")
 
     def complete(self, code: str, cursor: int) -> dict[str, Any]:
-        start, prefix = completion_prefix(code, cursor)
-        names = set(self.lang.syntax.keywords) | self.session.identifiers()
-        names |= {m for m in identifiers_in(code) if m != prefix}
-        headers = "".join(d.text + "\n" for d in self.session.decls if any(k.startswith(("include:", "define:"))
-                                                                           for k in d.keys))
-        headers += "".join(line + "\n" for line in code.splitlines() if line.lstrip().startswith("#include"))
-        try:
-            names |= identifiers_in(self.builder.preprocessed(headers))
-        except Exception:
-            pass
-        matches = sorted(n for n in names if n.startswith(prefix) and not n.startswith("_")) if prefix else []
+        start, matches = self.lang.complete(code, cursor, self.session,
+                                            lambda src: identifiers_in(self.builder.preprocessed(src)))
         return {"type": "complete", "matches": matches, "cursor_start": start, "cursor_end": cursor}
 
 

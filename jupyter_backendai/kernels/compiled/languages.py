@@ -9,10 +9,11 @@ Go and Rust add a Language here (and a Syntax subclass) and reuse the rest.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .session import Syntax, Token
+from .session import Session, Syntax, Token, completion_prefix, is_complete
 
 INCLUDE_DIR = Path(__file__).resolve().parent / "include"
 
@@ -64,6 +65,48 @@ class Language:
     def preprocess_argv(self, src: str) -> list[str]:
         return [self.compiler, *self.base_flags, "-I", str(INCLUDE_DIR), "-include", "backendai_display.h", "-E",
                 "-P", src]
+
+    # ----- hooks with gcc's behaviour as the default (other toolchains override) ------------
+
+    def identity_argv(self) -> list[str]:
+        """A command whose output identifies the toolchain (part of every build's cache key)."""
+        return [self.compiler, "-v"]
+
+    def version_argv(self) -> list[str]:
+        """A command printing the version shown in kernel_info."""
+        return [self.compiler, "-dumpfullversion"]
+
+    def diagnostics(self, text: str, source: str) -> str:
+        """The compiler's messages as the user should read them (line maps are applied here)."""
+        return text
+
+    def first_error(self, text: str) -> str:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        for ln in lines:
+            if ": error:" in ln or ": fatal error:" in ln or "undefined reference" in ln:
+                return ln.strip()
+        return lines[-1].strip() if lines else "compilation failed"
+
+    def is_complete(self, code: str) -> tuple[str, str]:
+        return is_complete(code)
+
+    def complete(self, code: str, cursor: int, session: Session, header_names: Callable[[str], set[str]]
+                 ) -> tuple[int, list[str]]:
+        """(cursor_start, matches): keywords, kept and typed names, and what the headers declare
+        (``header_names(source)`` preprocesses a source of directives)."""
+        start, prefix = completion_prefix(code, cursor)
+        if not prefix:
+            return cursor, []
+        names = set(self.syntax.keywords) | session.identifiers()
+        names |= {m for m in identifiers_in(code) if m != prefix}
+        directives = "".join(d.text + "\n" for d in session.decls
+                             if any(k.startswith(("include:", "define:")) for k in d.keys))
+        directives += "".join(ln + "\n" for ln in code.splitlines() if ln.lstrip().startswith("#include"))
+        try:
+            names |= header_names(directives)
+        except Exception:  # completion without the headers' names is still an answer
+            pass
+        return start, sorted(n for n in names if n.startswith(prefix) and not n.startswith("_"))
 
 
 _DIAG_FLAGS = ("-fdiagnostics-color=never", "-fno-diagnostics-show-caret", "-fmax-errors=20")

@@ -37,12 +37,15 @@ POLL = 0.05
 _READS = {"x86_64": {0, 17, 19, 295}, "aarch64": {63, 65, 67, 69}}.get(platform.machine(), {0})
 
 TEXT_MIMES = ("text/", "image/svg+xml", "application/json", "application/javascript")
+#: a record of this MIME type carries the cell's value (its payload is text/plain), not a display
+RESULT_MIME = "application/x-backendai-result"
 
 
 @dataclass
 class RunResult:
     returncode: int | None
     interrupted: bool
+    result: dict[str, Any] | None = None  # execute_result data the program sent (RESULT_MIME)
 
 
 class DisplayReader:
@@ -71,7 +74,7 @@ class DisplayReader:
                 break
             body = bytes(self.buf[nl + 1:nl + 1 + size])
             del self.buf[:nl + 1 + size]
-            if mime.startswith(TEXT_MIMES):
+            if mime.startswith(TEXT_MIMES) or mime == RESULT_MIME:
                 value = body.decode("utf-8", "replace")
             else:
                 value = base64.b64encode(body).decode("ascii")
@@ -180,6 +183,7 @@ class Runner:
         sel.register(self.cmd_fd, selectors.EVENT_READ, "cmd")
         sel.register(self.wakeup_fd, selectors.EVENT_READ, "wakeup")
         displays = DisplayReader()
+        self._result: dict[str, Any] | None = None
         asked = False          # an input request is out, its reply not yet here
         answered: str | None = None  # the blocked read last asked for (see reading_terminal)
         int_at = 0.0
@@ -233,7 +237,7 @@ class Runner:
             sel.close()
             for fd in (master, slave, disp_r):
                 os.close(fd)
-        return RunResult(code, bool(int_at) or (code is not None and code == -signal.SIGINT))
+        return RunResult(code, bool(int_at) or (code is not None and code == -signal.SIGINT), self._result)
 
     @staticmethod
     def _copy(master: int) -> None:
@@ -263,7 +267,10 @@ class Runner:
             if not data:
                 return False
             for frame in reader.feed(data):
-                self.send(frame)
+                if RESULT_MIME in frame["data"]:
+                    self._result = {"text/plain": frame["data"][RESULT_MIME]}
+                else:
+                    self.send(frame)
 
 
 def _exited(pid: int) -> bool:

@@ -551,6 +551,15 @@ class Syntax:
     def line_directive(self, line: int, name: str) -> str:
         return f'#line {line} "{name}"\n'
 
+    def assemble(self, decls: list["Decl"], cell: int, body: list[tuple[int, str]] | None) -> str:
+        """The translation unit of a cell (languages with headers or a line map override it)."""
+        return assemble(self, decls, cell, body)
+
+    def whole_program(self, clean: str) -> str:
+        """The source of a cell that defines main itself."""
+        src = self.line_directive(1, CURRENT) + clean
+        return src if src.endswith("\n") else src + "\n"
+
     def main_head(self) -> str:
         return "int main(int argc, char **argv) {\n(void)argc; (void)argv;\n"
 
@@ -616,10 +625,7 @@ class Session:
         if not items:
             return Plan("empty", n, flags=flags, decls=list(self.decls))
         if any(it.kind == "main" for it in items):
-            src = self.syntax.line_directive(1, CURRENT) + clean
-            if not src.endswith("\n"):
-                src += "\n"
-            return Plan("program", n, src, flags, list(self.decls))
+            return Plan("program", n, self.syntax.whole_program(clean), flags, list(self.decls))
         running = any(not it.is_declaration for it in items)
         body: list[tuple[int, str]] = []
         decls = list(self.decls)
@@ -629,7 +635,7 @@ class Session:
             else:
                 decls = merge(decls, Decl(it.keys, _indented(clean, it), n, _line_of(clean, it.start), flags))
         flags = combined_flags(decls, flags)
-        src = assemble(self.syntax, decls, n, body if running else None)
+        src = self.syntax.assemble(decls, n, body if running else None)
         return Plan("run" if running else "declare", n, src, flags, decls)
 
     def commit(self, plan: Plan) -> None:
