@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: LGPL-3.0-or-later
 """`backendai-c`: the compile-and-run engine (kernels/compiled/) with gcc, through the provisioner.
 
-jupyter_kernel_test's conformance checks plus compiled_support's: declarations kept and
+jupyter_kernel_test's conformance checks, lang_support's shared promises, compiled_support's: declarations kept and
 replaced, statements in a generated main, whole programs, compile errors at the cell's line,
 magics, the build cache, interrupts, stdin, displays, the output cap and streaming.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import jupyter_kernel_test
 import pytest
 
-from compiled_support import PNG_C, PNG_LEN, CompiledLanguageTests
+import compiled_support
+from compiled_support import PNG_C_LITERAL, PNG_SIZE
 from conftest import Cluster, assert_no_leaks
 
 pytestmark = pytest.mark.docker
@@ -25,7 +25,7 @@ def _on_cluster(cluster: Cluster) -> Iterator[Cluster]:
     assert_no_leaks(cluster)
 
 
-class BackendAICKernelTests(CompiledLanguageTests, jupyter_kernel_test.KernelTests):
+class BackendAICKernelTests(compiled_support.CompiledLanguageTests):
     kernel_name = "backendai-c"
     language_name = "c"
     file_extension = ".c"
@@ -47,7 +47,7 @@ class BackendAICKernelTests(CompiledLanguageTests, jupyter_kernel_test.KernelTes
     code_display_data = [
         {"code": 'display_html("<b>test</b>");', "mime": "text/html"},
         {"code": 'display_svg("<svg xmlns=\\"http://www.w3.org/2000/svg\\"/>");', "mime": "image/svg+xml"},
-        {"code": f'display_png("{PNG_C}", {PNG_LEN});', "mime": "image/png"},
+        {"code": f'display_png("{PNG_C_LITERAL}", {PNG_SIZE});', "mime": "image/png"},
     ]
 
     def test_c_declarations(self) -> None:

@@ -124,6 +124,8 @@ class Driver:
             return {"type": "ok"}
         assert result.exe is not None
         run = self.runner.run([str(result.exe), *flags.args], cwd=os.getcwd())
+        if run.stdin_error:
+            return error(*run.stdin_error)
         if run.interrupted:
             return interrupted()
         rc = run.returncode

@@ -6,7 +6,8 @@
   driver's own stderr, passed through.
 - A read of the terminal while no typed input is pending is seen in /proc/PID/syscall (the
   read's fd resolves to the pty) and becomes an input request; the answer is typed into the pty
-  with a newline. An empty answer is end of input (as Ctrl-D at a terminal).
+  with a newline. An empty answer is end of input (as Ctrl-D at a terminal). When the frontend
+  cannot answer, the program is stopped and the cell fails with the wrapper's error.
 - Displays: the program writes records on a pipe named by BACKENDAI_DISPLAY_FD (see
   include/backendai_display.h); each becomes a display frame with its ``sync`` number.
 - The program leads its own process group. SIGINT to the driver's group reaches the driver,
@@ -46,6 +47,7 @@ class RunResult:
     returncode: int | None
     interrupted: bool
     result: dict[str, Any] | None = None  # execute_result data the program sent (RESULT_MIME)
+    stdin_error: tuple[str, str] | None = None  # (ename, text): it read stdin where none can answer
 
 
 class DisplayReader:
@@ -184,6 +186,7 @@ class Runner:
         sel.register(self.wakeup_fd, selectors.EVENT_READ, "wakeup")
         displays = DisplayReader()
         self._result: dict[str, Any] | None = None
+        self._stdin_error: tuple[str, str] | None = None
         asked = False          # an input request is out, its reply not yet here
         answered: str | None = None  # the blocked read last asked for (see reading_terminal)
         int_at = 0.0
@@ -201,11 +204,11 @@ class Runner:
                             if msg.get("op") == "input_reply" and asked:
                                 asked = False
                                 value = msg.get("value")
-                                if msg.get("ename") or value is None or value == "":
+                                if msg.get("ename"):  # no stdin here: the cell fails as input() would
+                                    self._stdin_error = (str(msg["ename"]), str(msg.get("error", "")))
+                                    _killpg(proc.pid, signal.SIGKILL)
+                                elif value is None or value == "":
                                     os.write(master, b"\x04")  # end of input (VEOF)
-                                    if msg.get("ename"):
-                                        os.write(2, f"[no input: {msg.get('error', '')}; the program got end of "
-                                                    "input]\n".encode())
                                 else:
                                     os.write(master, str(value).encode() + b"\n")
                     elif key.data == "wakeup":
@@ -237,7 +240,8 @@ class Runner:
             sel.close()
             for fd in (master, slave, disp_r):
                 os.close(fd)
-        return RunResult(code, bool(int_at) or (code is not None and code == -signal.SIGINT), self._result)
+        return RunResult(code, bool(int_at) or (code is not None and code == -signal.SIGINT), self._result,
+                         self._stdin_error)
 
     @staticmethod
     def _copy(master: int) -> None:
