@@ -12,15 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any, Iterator
 
-import jupyter_kernel_test
 import pytest
 
+import lang_support
 from conftest import Cluster, assert_no_leaks
+from lang_support import PNG_B64
 
 pytestmark = pytest.mark.docker
 
-# 1x1 transparent PNG
-PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 PNG_OCT = f"matlab.net.base64decode('{PNG_B64}')"
 
 
@@ -30,7 +29,7 @@ def _on_cluster(cluster: Cluster) -> Iterator[Cluster]:
     assert_no_leaks(cluster)
 
 
-class BackendAIOctaveKernelTests(jupyter_kernel_test.KernelTests):
+class BackendAIOctaveKernelTests(lang_support.LanguageKernelTests):
     kernel_name = "backendai-octave"
     language_name = "octave"
     file_extension = ".m"
@@ -54,21 +53,13 @@ class BackendAIOctaveKernelTests(jupyter_kernel_test.KernelTests):
     ]
     code_inspect_sample = "floor"
 
-    # ----- helpers --------------------------------------------------------------------------
-
-    def cell(self, code: str, timeout: float = 30) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        self.flush_channels()
-        reply, out = self.execute_helper(code, timeout=timeout)
-        return reply, out
-
-    @staticmethod
-    def text_of(out: list[dict[str, Any]], name: str = "stdout") -> str:
-        return "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream" and m["content"]["name"] == name)
-
-    @staticmethod
-    def result_of(out: list[dict[str, Any]]) -> str | None:
-        res = [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
-        return res[0] if res else None
+    code_read_stdin = 'input("x")'
+    code_display_between_prints = "disp('before'); display_html('<i>x</i>'); disp('after');"
+    code_display_svg_and_png = ("display_svg('<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"4\"/></svg>');\n"
+                                f"display_png({PNG_OCT});")
+    code_runaway_output = "for i = 1:50000\n  disp(repmat('x', 1, 99));\nend"
+    code_after, result_after = "disp('after')", None
+    code_print_then_busy = "disp('first'); pause(1.5);"
 
     # ----- beyond conformance ---------------------------------------------------------------
 
@@ -152,56 +143,3 @@ class BackendAIOctaveKernelTests(jupyter_kernel_test.KernelTests):
     def test_input_evaluates_without_s(self) -> None:
         out = self._answer('n = input("n? ");\nprintf("%d\\n", n + 1);', ["40 + 1"], "n? ")
         assert "42" in self.text_of(out), out
-
-    def test_input_without_stdin_is_an_error(self) -> None:
-        self.flush_channels()
-        msg_id = self.kc.execute('input("x")', allow_stdin=False)
-        reply = self.kc.get_shell_msg(timeout=20)
-        assert reply["parent_header"]["msg_id"] == msg_id
-        assert reply["content"]["status"] == "error", reply["content"]
-        assert reply["content"]["ename"] == "StdinNotImplementedError", reply["content"]
-
-    def test_display_svg_and_png(self) -> None:
-        reply, out = self.cell("display_svg('<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"4\"/></svg>');\n"
-                              f"display_png({PNG_OCT});")
-        assert reply["content"]["status"] == "ok", reply
-        shown = [m["content"]["data"] for m in out if m["msg_type"] == "display_data"]
-        assert len(shown) == 2, out
-        assert "<circle" in shown[0]["image/svg+xml"]
-        assert shown[1]["image/png"] == PNG_B64
-
-    def test_display_keeps_its_place_in_the_output(self) -> None:
-        reply, out = self.cell("disp('before'); display_html('<i>x</i>'); disp('after');")
-        assert reply["content"]["status"] == "ok", reply
-        # (Octave may write a line's newline as a chunk of its own: whitespace-only chunks are skipped)
-        order = [("display" if m["msg_type"] == "display_data" else m["content"]["text"].strip())
-                 for m in out if m["msg_type"] == "display_data"
-                 or (m["msg_type"] == "stream" and m["content"]["text"].strip())]
-        assert order == ["before", "display", "after"], order
-
-    def test_runaway_output_is_capped(self) -> None:
-        reply, out = self.cell("for i = 1:50000\n  disp(repmat('x', 1, 99));\nend", timeout=60)
-        assert reply["content"]["status"] == "ok", reply
-        shown = self.text_of(out)
-        assert 900_000 <= len(shown) <= 1_000_000, len(shown)
-        assert "output limit" in self.text_of(out, "stderr"), self.text_of(out, "stderr")[-300:]
-        _, out = self.cell("disp('after')")  # the next cell starts with a fresh budget and nothing left over
-        assert self.text_of(out) == "after\n", out
-
-    def test_output_streams_while_running(self) -> None:
-        """stdout arrives as it is written, not at the end of the cell."""
-        self.flush_channels()
-        msg_id = self.kc.execute("disp('first'); pause(1.5);")
-        t0 = time.monotonic()
-        first_at = None
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=10)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream" and "first" in msg["content"]["text"] and first_at is None:
-                first_at = time.monotonic() - t0
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                done_at = time.monotonic() - t0
-                break
-        self.kc.get_shell_msg(timeout=10)
-        assert first_at is not None and done_at - first_at > 1.0, (first_at, done_at)

@@ -12,15 +12,13 @@ from __future__ import annotations
 import time
 from typing import Any, Iterator
 
-import jupyter_kernel_test
 import pytest
 
+import lang_support
 from conftest import Cluster, assert_no_leaks
+from lang_support import PNG_B64
 
 pytestmark = pytest.mark.docker
-
-# 1x1 transparent PNG
-PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,7 +27,7 @@ def _on_cluster(cluster: Cluster) -> Iterator[Cluster]:
     assert_no_leaks(cluster)
 
 
-class BackendAIRKernelTests(jupyter_kernel_test.KernelTests):
+class BackendAIRKernelTests(lang_support.LanguageKernelTests):
     kernel_name = "backendai-r"
     language_name = "R"
     file_extension = ".r"
@@ -61,34 +59,17 @@ class BackendAIRKernelTests(jupyter_kernel_test.KernelTests):
     ]
     code_inspect_sample = "paste"
 
-    # ----- helpers --------------------------------------------------------------------------
-
-    def cell(self, code: str, timeout: float = 30) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        self.flush_channels()
-        reply, out = self.execute_helper(code, timeout=timeout)
-        return reply, out
-
-    @staticmethod
-    def text_of(out: list[dict[str, Any]], name: str = "stdout") -> str:
-        return "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream" and m["content"]["name"] == name)
-
-    @staticmethod
-    def result_of(out: list[dict[str, Any]]) -> str | None:
-        res = [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
-        return res[0] if res else None
-
-    def interrupt_running(self, code: str) -> dict[str, Any]:
-        self.flush_channels()
-        msg_id = self.kc.execute(code)
-        time.sleep(0.5)
-        t0 = time.monotonic()
-        self.km.interrupt_kernel()
-        reply = self.kc.get_shell_msg(timeout=10)
-        elapsed = time.monotonic() - t0
-        assert reply["parent_header"]["msg_id"] == msg_id
-        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "Interrupted", reply["content"]
-        assert elapsed < 2.0, f"interrupt took {elapsed:.2f} s"
-        return reply
+    code_read_stdin = "readline('x')"
+    code_display_between_prints = "cat('before\\n'); display_html('<i>x</i>'); cat('after\\n')"
+    code_display_svg_and_png = (
+        "f <- tempfile(fileext = '.svg')\n"
+        "writeLines('<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"4\"/></svg>', f)\n"
+        "display_svg(f)\n"
+        f"p <- tempfile(fileext = '.png'); writeBin(jsonlite::base64_dec('{PNG_B64}'), p)\n"
+        "display_png(p)")
+    code_runaway_output = "for (i in 1:50000) cat(strrep('x', 99), '\\n', sep = '')"
+    code_after, result_after = "'after'", '[1] "after"'
+    code_print_then_busy = "cat('first\\n')\nSys.sleep(1.5)"
 
     def run_with_answers(self, code: str, answers: list[tuple[str, str]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Run a cell that reads stdin, checking each prompt and answering it."""
@@ -109,11 +90,6 @@ class BackendAIRKernelTests(jupyter_kernel_test.KernelTests):
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
         return reply, out
-
-    def completions(self, text: str) -> dict[str, Any]:
-        self.flush_channels()
-        self.kc.complete(text)
-        return self.kc.get_shell_msg(timeout=10)
 
     # ----- beyond conformance ---------------------------------------------------------------
 
@@ -179,27 +155,6 @@ class BackendAIRKernelTests(jupyter_kernel_test.KernelTests):
         assert reply["content"]["status"] == "ok", reply["content"]
         assert "hi Ada 37" in self.text_of(out), out
 
-    def test_input_without_stdin_is_an_error(self) -> None:
-        self.flush_channels()
-        msg_id = self.kc.execute("readline('x')", allow_stdin=False)
-        reply = self.kc.get_shell_msg(timeout=20)
-        assert reply["parent_header"]["msg_id"] == msg_id
-        assert reply["content"]["status"] == "error", reply["content"]
-        assert reply["content"]["ename"] == "StdinNotImplementedError", reply["content"]
-
-    def test_display_svg_and_png(self) -> None:
-        reply, out = self.cell(
-            "f <- tempfile(fileext = '.svg')\n"
-            "writeLines('<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"4\"/></svg>', f)\n"
-            "display_svg(f)\n"
-            f"p <- tempfile(fileext = '.png'); writeBin(jsonlite::base64_dec('{PNG_B64}'), p)\n"
-            "display_png(p)")
-        assert reply["content"]["status"] == "ok", reply
-        shown = [m["content"]["data"] for m in out if m["msg_type"] == "display_data"]
-        assert len(shown) == 2, out
-        assert "<circle" in shown[0]["image/svg+xml"]
-        assert shown[1]["image/png"] == PNG_B64
-
     def test_base_graphics_become_svg(self) -> None:
         reply, out = self.cell("cat('plotting\\n')\nplot(1:10, main = 'ten points')\nhist(rnorm(50))")
         assert reply["content"]["status"] == "ok", reply
@@ -209,22 +164,6 @@ class BackendAIRKernelTests(jupyter_kernel_test.KernelTests):
         # no device is left open for the next cell
         _, out = self.cell("length(dev.list())")
         assert self.result_of(out) == "[1] 0", out
-
-    def test_display_keeps_its_place_in_the_output(self) -> None:
-        reply, out = self.cell("cat('before\\n'); display_html('<i>x</i>'); cat('after\\n')")
-        assert reply["content"]["status"] == "ok", reply
-        order = [("display" if m["msg_type"] == "display_data" else m["content"]["text"].strip())
-                 for m in out if m["msg_type"] in ("stream", "display_data")]
-        assert order == ["before", "display", "after"], order
-
-    def test_runaway_output_is_capped(self) -> None:
-        reply, out = self.cell("for (i in 1:50000) cat(strrep('x', 99), '\\n', sep = '')", timeout=60)
-        assert reply["content"]["status"] == "ok", reply
-        shown = self.text_of(out)
-        assert 900_000 <= len(shown) <= 1_000_000, len(shown)
-        assert "output limit" in self.text_of(out, "stderr"), self.text_of(out, "stderr")[-300:]
-        _, out = self.cell("'after'")  # the next cell starts with a fresh budget and nothing left over
-        assert self.result_of(out) == '[1] "after"' and not self.text_of(out), out
 
     def test_output_streams_while_running(self) -> None:
         """stdout arrives as it is written (R's and a child process's), not at the end of the cell."""
