@@ -151,6 +151,10 @@ class CompiledLanguageTests(lang_support.LanguageKernelTests):
         key1 = self.text_of(first, "stderr").split()[2].rstrip(":")
         key2 = self.text_of(second, "stderr").split()[3]
         assert key1 == key2
+        # a declaration cell run again with the same state is not checked again
+        decl = "//% VERBOSE\n" + self.twice_template.replace("FACTOR", "5")
+        assert "[build] checked " in self.text_of(self.ok(decl), "stderr")
+        assert "[build] cached check " in self.text_of(self.ok(decl), "stderr")
 
     def test_interrupt_keeps_declarations(self) -> None:
         self.ok(self.twice_template.replace("FACTOR", "4"))

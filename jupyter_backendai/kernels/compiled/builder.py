@@ -2,7 +2,8 @@
 """Compiling a cell's program, with a build cache keyed by a hash.
 
 The key covers the compiler's identity, the flags, the display header and the source, so a
-cell run again with the same declarations reuses its program without compiling. Builds live in
+cell run again with the same declarations reuses its program without compiling (and a declaration
+cell run again with the same state is not checked again). Builds live in
 BACKENDAI_BUILD_DIR (default /tmp/backendai-build, which the image creates and the jail policy
 allows to execute from). The compiler runs in the driver's process group: an interrupt stops it.
 """
@@ -63,9 +64,9 @@ class Builder:
         key = self.key(source, cflags, ldflags)
         final = self.root / key[:24]
         exe = final / "program"
-        if not syntax_only and exe.is_file():
+        if exe.is_file() or (syntax_only and (final / "checked").is_file()):
             os.utime(final)  # most recently used: pruned last
-            return BuildResult(True, exe, "", True, key)
+            return BuildResult(True, None if syntax_only else exe, "", True, key)
         self.root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=self.root))
         try:
@@ -76,12 +77,16 @@ class Builder:
             r = subprocess.run(argv, capture_output=True, cwd=work, stdin=subprocess.DEVNULL)
             diagnostics = (r.stdout + r.stderr).decode("utf-8", "replace")
             diagnostics = diagnostics.replace(f"{work}/", "").replace(str(work), ".")
-            if r.returncode != 0 or syntax_only:
-                return BuildResult(r.returncode == 0, None, diagnostics, False, key, tuple(argv))
-            try:
+            if r.returncode != 0:
+                return BuildResult(False, None, diagnostics, False, key, tuple(argv))
+            if syntax_only:  # a declaration cell run again with the same state checks nothing
+                final.mkdir(exist_ok=True)
+                (final / "checked").touch()
+                return BuildResult(True, None, diagnostics, False, key, tuple(argv))
+            if final.is_dir():  # checked before, now built
+                os.replace(work / "program", exe)
+            else:
                 os.rename(work, final)
-            except OSError:  # built meanwhile by someone else: theirs is as good
-                pass
             self._prune()
             return BuildResult(True, exe, diagnostics, False, key, tuple(argv))
         finally:

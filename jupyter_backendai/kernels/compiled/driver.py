@@ -106,7 +106,10 @@ class Driver:
         here = cell_name(plan.cell)
         diagnostics = self.lang.diagnostics(result.diagnostics, plan.source).replace(CURRENT, here)
         if flags.verbose:
-            what = "cached build" if result.cached else ("checked" if syntax_only else "compiled")
+            if result.cached:
+                what = "cached check" if syntax_only else "cached build"
+            else:
+                what = "checked" if syntax_only else "compiled"
             note = f"[build] {what} {result.key[:12]}"
             if result.argv:
                 note += ": " + " ".join(result.argv)
