@@ -29,7 +29,7 @@ class CompiledLanguageTests(lang_support.LanguageKernelTests):
     code_display_svg_and_png = ('display_svg("<svg xmlns=\\"http://www.w3.org/2000/svg\\"><circle r=\\"4\\"/></svg>");\n'
                                 f'display_png("{PNG_C_LITERAL}", {PNG_SIZE});')
     code_runaway_output = 'for (int i = 0; i < 50000; i++) printf("%099d\\n", 0);'
-    code_after = "(void)0;"  # C has no cell values: nothing is shown
+    code_after = 'puts("after");'  # C has no cell values: the cell prints it
     result_after = None
     code_print_then_busy = '#include <time.h>\nputs("first");\ntime_t until = time(0) + 2;\nwhile (time(0) < until) {}'
 
