@@ -61,3 +61,15 @@ class BackendAICKernelTests(compiled_support.CompiledLanguageTests):
         out = self.ok("int cube(int x) { return x * x * x; }\nint c = cube(3);\nprintf(\"%d\\n\", c);")
         assert self.text_of(out) == "27\n", out
         assert self.text_of(self.ok('printf("%d\\n", cube(2));')) == "8\n"
+
+    def test_own_header_in_the_working_directory(self) -> None:
+        """`#include "mine.h"` finds the notebook's files; a cached build is redone when they change."""
+        write = 'FILE *f = fopen("mine_h4.h", "w"); fputs("#define MINE VALUE\\n", f); fclose(f);'
+        use = '//% VERBOSE\n#include "mine_h4.h"\nprintf("%d\\n", MINE);'
+        self.ok(write.replace("VALUE", "1"))
+        first, again = self.ok(use), self.ok(use)
+        assert self.text_of(first) == self.text_of(again) == "1\n"
+        assert "[build] cached build" in self.text_of(again, "stderr")
+        self.ok(write.replace("VALUE", "2"))
+        changed = self.ok(use)
+        assert self.text_of(changed) == "2\n" and "[build] compiled" in self.text_of(changed, "stderr"), changed

@@ -68,6 +68,11 @@ class Language:
 
     # ----- hooks with gcc's behaviour as the default (other toolchains override) ------------
 
+    def dependency_flags(self, depfile: str) -> list[str]:
+        """Flags that make the compiler list the user's files a build read (make syntax), so a
+        cached build is redone when one of them changes; [] when the compiler cannot."""
+        return ["-MMD", "-MF", depfile]
+
     def identity_argv(self) -> list[str]:
         """A command whose output identifies the toolchain (part of every build's cache key)."""
         return [self.compiler, "-v"]
@@ -109,7 +114,9 @@ class Language:
         return start, sorted(n for n in names if n.startswith(prefix) and not n.startswith("_"))
 
 
-_DIAG_FLAGS = ("-fdiagnostics-color=never", "-fno-diagnostics-show-caret", "-fmax-errors=20")
+# The compiler runs in the kernel's working directory: `#include "mine.h"`, -I, -L and object
+# files name the user's files there.
+_DIAG_FLAGS = ("-fdiagnostics-color=never", "-fno-diagnostics-show-caret", "-fmax-errors=20", "-iquote", ".")
 
 LANGUAGES: dict[str, Language] = {
     "c": Language("c", Syntax(), "gcc", ".c", _DIAG_FLAGS, ("CFLAGS",)),
