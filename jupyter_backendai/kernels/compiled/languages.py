@@ -8,6 +8,7 @@ Go and Rust add a Language here (and a Syntax subclass) and reuse the rest.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,7 +72,9 @@ class Language:
     def dependency_flags(self, depfile: str) -> list[str]:
         """Flags that make the compiler list the user's files a build read (make syntax), so a
         cached build is redone when one of them changes; [] when the compiler cannot."""
-        return ["-MMD", "-MF", depfile]
+        if os.path.basename(self.compiler) in ("gcc", "g++", "cc", "c++", "clang", "clang++"):
+            return ["-MMD", "-MF", depfile]
+        return []
 
     def identity_argv(self) -> list[str]:
         """A command whose output identifies the toolchain (part of every build's cache key)."""
