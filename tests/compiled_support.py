@@ -197,6 +197,14 @@ class CompiledLanguageTests(lang_support.LanguageKernelTests):
         c = reply["content"]
         assert c["status"] == "error" and c["ename"] == "Signal" and "SIGSEGV" in c["evalue"], c
 
+    def test_inspect_shows_a_kept_declaration(self) -> None:
+        out = self.ok(self.twice_template.replace("FACTOR", "6"))
+        self.flush_channels()
+        self.kc.inspect(self.say("twice(1)"), cursor_pos=len(self.say("twice(1)").split("twice")[0]) + 2)
+        reply = self.kc.get_shell_msg(timeout=20)
+        c = reply["content"]
+        assert c["found"] and "6 * x" in c["data"]["text/plain"] and "<cell " in c["data"]["text/plain"], (c, out)
+
     def test_completion_of_declared_names(self) -> None:
         self.ok("int declared_alpha(void) { return 1; }\nint declared_alps = 2;")
         self.flush_channels()

@@ -9,7 +9,8 @@ import pytest
 from jupyter_backendai.kernels.compiled.languages import LANGUAGES
 from jupyter_backendai.kernels.compiled.runner import DisplayReader
 from jupyter_backendai.kernels.compiled.session import (
-    CURRENT, MagicError, Session, completion_prefix, is_complete, parse_magics, tokenize)
+    CURRENT, MagicError, Session, completion_prefix, header_declaration, is_complete, name_at, parse_magics,
+    tokenize)
 
 C = LANGUAGES["c"].syntax
 CPP = LANGUAGES["cpp"].syntax
@@ -142,3 +143,16 @@ def test_result_records_are_text() -> None:
     """A language whose cells have values (Rust's trailing expression) sends them as a record."""
     frames = DisplayReader().feed(b"BAI1 1 application/x-backendai-result 2\n42")
     assert frames[0]["data"] == {"application/x-backendai-result": "42"}
+
+
+def test_inspect_helpers() -> None:
+    assert name_at("x = twice(3)", 6) == "twice" and name_at("std::cout", 9) == "cout" and name_at("1 + ", 4) == ""
+    s = Session(CPP)
+    s.commit(s.plan("int f(int x) { return 1; }\nint f(double x) { return 2; }\nstruct P { int x; };\nint g;"))
+    assert [d.text for d in s.declarations_of("f")] == ["int f(int x) { return 1; }", "int f(double x) { return 2; }"]
+    assert [d.text for d in s.declarations_of("P")] == ["struct P { int x; };"] and s.declarations_of("x") == []
+    header = ("extern void *malloc (size_t __size) __attribute__ ((__malloc__)) __attribute__ ((__alloc_size__ (1)))"
+              " __wur;\nextern int abs (int __x) __THROW __attribute__ ((__const__)) ;")
+    assert header_declaration(header, "malloc") == "extern void *malloc (size_t __size);"
+    assert header_declaration(header, "abs") == "extern int abs (int __x);"
+    assert header_declaration(header, "free") == ""

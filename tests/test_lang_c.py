@@ -44,6 +44,7 @@ class BackendAICKernelTests(compiled_support.CompiledLanguageTests):
     invalid_code_samples = ["int x = 1; }", "f(1]", '"unterminated\nstring"']
 
     code_generate_error = "int broken = ;"
+    code_inspect_sample = "printf"
     code_display_data = [
         {"code": 'display_html("<b>test</b>");', "mime": "text/html"},
         {"code": 'display_svg("<svg xmlns=\\"http://www.w3.org/2000/svg\\"/>");', "mime": "image/svg+xml"},

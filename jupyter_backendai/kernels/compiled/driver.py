@@ -17,7 +17,7 @@ from ..protocol import FrameReader, encode
 from .builder import Builder
 from .languages import LANGUAGES, identifiers_in
 from .runner import Runner
-from .session import CURRENT, MagicError, Session, cell_name
+from .session import CURRENT, MagicError, Session, cell_name, header_declaration, name_at
 
 
 class Driver:
@@ -88,7 +88,7 @@ class Driver:
                 status, indent = self.lang.is_complete(str(msg.get("code", "")))
                 self.send({"type": "is_complete", "status": status, "indent": indent})
             elif op == "inspect":
-                self.send({"type": "inspect", "found": False, "data": {}})
+                self.send(self.inspect(str(msg.get("code", "")), int(msg.get("cursor_pos", 0))))
             # an input_reply here answers a request of a program that has ended: dropped
 
     # ----- verbs ----------------------------------------------------------------------------
@@ -149,6 +149,27 @@ class Driver:
         start, matches = self.lang.complete(code, cursor, self.session,
                                             lambda src: identifiers_in(self.builder.preprocessed(src)))
         return {"type": "complete", "matches": matches, "cursor_start": start, "cursor_end": cursor}
+
+
+    def inspect(self, code: str, cursor: int) -> dict[str, Any]:
+        """A kept declaration of the name (with its cell), else its prototype in the headers."""
+        name = name_at(code, cursor)
+        if not name:
+            return {"type": "inspect", "found": False, "data": {}}
+        parts = [f"{cell_name(d.cell)}:\n{d.text.strip()}" for d in self.session.declarations_of(name)]
+        if not parts:
+            directives = "".join(d.text + "\n" for d in self.session.decls
+                                 if any(k.startswith(("include:", "define:")) for k in d.keys))
+            directives += "".join(ln + "\n" for ln in code.splitlines() if ln.lstrip().startswith("#include"))
+            try:
+                found = header_declaration(self.builder.preprocessed(directives), name)
+            except Exception:
+                found = ""
+            if found:
+                parts.append(found)
+        if not parts:
+            return {"type": "inspect", "found": False, "data": {}}
+        return {"type": "inspect", "found": True, "data": {"text/plain": "\n\n".join(parts)}}
 
 
 def error(ename: str, evalue: str, traceback: list[str] | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@
 - Displays: the program writes records on a pipe named by BACKENDAI_DISPLAY_FD (see
   include/backendai_display.h); each becomes a display frame with its ``sync`` number.
 - The program leads its own process group. SIGINT to the driver's group reaches the driver,
-  which passes it on; a program that ignores it is killed after a second, the driver (and the
+  which passes it on; a program that ignores it is killed 0.75 s later, the driver (and the
   declarations it keeps) stays.
 """
 
@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-KILL_AFTER = 1.0  # seconds between passing an interrupt on and killing the program
+KILL_AFTER = 0.75  # seconds between passing an interrupt on and killing the program (the wrapper allows 2)
 POLL = 0.05
 
 # read-like syscalls whose first argument is the fd, per architecture

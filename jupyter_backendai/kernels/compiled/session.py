@@ -641,6 +641,19 @@ class Session:
     def commit(self, plan: Plan) -> None:
         self.decls = plan.decls
 
+    def declarations_of(self, name: str) -> list[Decl]:
+        """The kept declarations that declare ``name`` (C++ overloads: all of them)."""
+        out = []
+        for d in self.decls:
+            for key in d.keys:
+                kind, _, what = key.partition(":")
+                if kind in ("text", "pp", "include"):
+                    continue
+                if what == name or what.startswith(name + "("):
+                    out.append(d)
+                    break
+        return out
+
     def identifiers(self) -> set[str]:
         out: set[str] = set()
         for d in self.decls:
@@ -721,6 +734,42 @@ def is_complete(code: str) -> tuple[str, str]:
     if code.rstrip(" \t").endswith("\\"):
         return "incomplete", ""
     return "complete", ""
+
+
+def name_at(code: str, cursor: int) -> str:
+    """The identifier the cursor is in or just after (``std::cout`` -> ``cout``)."""
+    left = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", code[:cursor])
+    right = re.match(r"[A-Za-z0-9_]*", code[cursor:])
+    name = (left.group() if left else "") + (right.group() if right else "")
+    return name if re.match(r"[A-Za-z_]", name) else ""
+
+
+def header_declaration(text: str, name: str) -> str:
+    """The first declaration of ``name`` as a function in preprocessed header text, tidied."""
+    m = re.search(rf"[^;{{}}]*\b{re.escape(name)}\s*\([^;{{]*[;{{]", text)
+    if not m:
+        return ""
+    decl = re.sub(r"\s+", " ", m.group()).strip().rstrip("{").strip()
+    decl = re.sub(r"\s*\b(__THROW|__wur)\b", "", _drop_calls(decl, ("__attribute__", "__asm__", "__nonnull")))
+    decl = re.sub(r"\s+;", ";", decl)
+    return decl if decl.endswith(";") else decl + ";"
+
+
+def _drop_calls(text: str, names: tuple[str, ...]) -> str:
+    """``text`` without ``name (...)`` groups (balanced parentheses) of the given names."""
+    for name in names:
+        while True:
+            m = re.search(rf"\s*\b{name}\s*\(", text)
+            if not m:
+                break
+            depth, j = 0, m.end() - 1
+            while j < len(text):
+                depth += {"(": 1, ")": -1}.get(text[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            text = text[:m.start()] + text[j + 1:]
+    return text
 
 
 def completion_prefix(code: str, cursor: int) -> tuple[int, str]:
