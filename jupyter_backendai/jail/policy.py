@@ -46,6 +46,8 @@ COMMON_EXEC = [
 ]
 GCC_EXEC = ["/usr/bin/gcc", "/usr/bin/cc", "/usr/bin/g++", "/usr/bin/c++", "/usr/bin/cpp", "/usr/bin/as",
             "/usr/bin/ld", "/usr/bin/ld.bfd", "/usr/bin/ld.gold", "/usr/bin/make", "/usr/lib/gcc/"]
+#: Where the compile-and-run engine writes the programs it built (and runs them from).
+COMPILED_OUT = ["/tmp/backendai-build/"]
 
 
 @dataclass
@@ -220,6 +222,15 @@ IMAGE_DEFAULTS: dict[str, Policy] = {
     "octave": replace(BASE, image="octave", exec_allow=[
         "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/octave-cli", "/usr/bin/octave-cli-7.3.0",
         "/usr/bin/octave", "/usr/bin/gnuplot", "/usr/bin/gnuplot-nox", *COMMON_EXEC]),
+    # The compile-and-run engine (Python) builds cells with the go tool (which runs compile, link,
+    # asm from its tool directory; cgo is off) and runs the programs it wrote to its build dir.
+    "go": replace(BASE, image="go", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/go", "/usr/lib/go-1.19/bin/",
+        "/usr/lib/go-1.19/pkg/tool/", *COMPILED_OUT, *COMMON_EXEC]),
+    # The compile-and-run engine builds cells with rustc, which links through cc (gcc, as, ld).
+    "rust": replace(BASE, image="rust", exec_allow=[
+        "/opt/kernel/bin/python", "/usr/bin/python3", "/usr/bin/rustc", *GCC_EXEC, *COMPILED_OUT,
+        *COMMON_EXEC]),
 }
 
 

@@ -1,0 +1,312 @@
+# SPDX-License-Identifier: LGPL-3.0-or-later
+"""Go for the compile-and-run engine: what a cell declares, and the program built from cells.
+
+Pure logic (no processes): a cell is split into top-level units; ``func``/``type``/``var``/
+``const`` units are declarations kept across cells under their names (a redefinition replaces
+the old one), ``import`` units accumulate, everything else runs in a generated ``main``. A cell
+with ``package`` or ``func main`` is a whole program and runs alone.
+
+Lines map back with Go's own ``//line cell[N]:L:C`` directives, so compile errors and panics
+name the cell and its line. Imports that nothing uses become blank imports (``_ "os"``), and
+well-known standard packages used without an import are imported, so cells need not manage
+imports; top-level ``x := ...`` variables of the statements get ``_ = x`` so Go's "declared and
+not used" does not fail a cell that just computes something.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+#: Standard packages imported when a cell uses ``name.`` without importing them.
+AUTO_IMPORTS = {
+    name.rsplit("/", 1)[-1]: name for name in (
+        "bufio bytes container/heap container/list encoding/base64 encoding/binary encoding/csv "
+        "encoding/hex encoding/json errors fmt image image/color image/png io math math/big math/bits "
+        "math/cmplx math/rand os path path/filepath reflect regexp sort strconv strings sync "
+        "sync/atomic time unicode unicode/utf8 bai").split()
+}
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_METHOD_RE = re.compile(rf"func\s*\(\s*(?:{_IDENT}\s+)?\*?\s*({_IDENT})[^)]*\)\s*({_IDENT})\s*[\[(]")
+_FUNC_RE = re.compile(rf"func\s+({_IDENT})\s*[\[(]")
+_SPEC_RE = re.compile(rf"(var|const|type)\s+({_IDENT}(?:\s*,\s*{_IDENT})*)")
+_GROUP_ITEM_RE = re.compile(rf"\s*({_IDENT}(?:\s*,\s*{_IDENT})*)")
+_IMPORT_SPEC_RE = re.compile(r'(?:(' + _IDENT + r'|\.)\s+)?"([^"]+)"')
+_SHORT_VAR_RE = re.compile(rf"^\s*({_IDENT}(?:\s*,\s*{_IDENT})*)\s*:=", re.M)
+_SELECTOR_RE = re.compile(rf"(?<![\w.])({_IDENT})\s*\.\s*[A-Za-z_]")
+# A line ending like this goes on on the next one (Go inserts no semicolon after these).
+_CONTINUES = tuple(",([{+-*/%&|^<>=!:.")
+
+
+def skeleton(code: str) -> str:
+    """``code`` with the text of comments, strings and runes blanked (newlines kept).
+
+    Same length and line structure as the code, so positions carry over, while brackets and
+    keywords inside literals no longer count.
+    """
+    out = list(code)
+    i, n = 0, len(code)
+    while i < n:
+        c = code[i]
+        if c == "/" and code.startswith("//", i):
+            j = code.find("\n", i)
+            j = n if j < 0 else j
+        elif c == "/" and code.startswith("/*", i):
+            j = code.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+        elif c in "\"'":
+            j = i + 1
+            while j < n and code[j] != c and code[j] != "\n":
+                j += 2 if code[j] == "\\" else 1
+            j = min(j + 1, n)
+            for k in range(i + 1, j - 1):
+                if out[k] != "\n":
+                    out[k] = " "
+            i = j
+            continue
+        elif c == "`":
+            j = code.find("`", i + 1)
+            j = n if j < 0 else j + 1
+            for k in range(i + 1, j - 1):
+                if out[k] != "\n":
+                    out[k] = " "
+            i = j
+            continue
+        else:
+            i += 1
+            continue
+        for k in range(i, j):
+            if out[k] != "\n":
+                out[k] = " "
+        i = j
+    return "".join(out)
+
+
+@dataclass
+class Unit:
+    """A top-level piece of a cell: its kind, text, first line (1-based) and declared names."""
+
+    kind: str  # "package" | "import" | "decl" | "stmt"
+    text: str
+    line: int
+    names: tuple[str, ...] = ()
+    #: (alias or "", path) of an import unit
+    imports: tuple[tuple[str, str], ...] = ()
+
+
+def _kind_and_names(skel: str) -> tuple[str, tuple[str, ...]]:
+    head = skel.lstrip()
+    word = re.match(_IDENT, head)
+    first = word.group(0) if word else ""
+    if first == "package":
+        return "package", ()
+    if first == "import":
+        return "import", ()
+    if first == "func":
+        m = _FUNC_RE.match(head)
+        if m:
+            return "decl", (m.group(1),)
+        m = _METHOD_RE.match(head)
+        if m:
+            return "decl", (f"{m.group(1)}.{m.group(2)}",)
+        return "stmt", ()  # a function literal
+    if first in ("var", "const", "type"):
+        rest = head[len(first):].lstrip()
+        if rest.startswith("("):
+            names: list[str] = []
+            depth = 0
+            for line in rest.split("\n"):
+                if depth == 1 and line.strip():
+                    m = _GROUP_ITEM_RE.match(line)
+                    if m:
+                        found = [x.strip() for x in m.group(1).split(",")]
+                        names += found[:1] if first == "type" else found
+                depth += sum(line.count(c) for c in "([{") - sum(line.count(c) for c in ")]}")
+            return "decl", tuple(names)
+        m = _SPEC_RE.match(head)
+        if m:
+            names = [x.strip() for x in m.group(2).split(",")]
+            return "decl", tuple(names[:1] if first == "type" else names)
+        return "decl", ()
+    return "stmt", ()
+
+
+def _ends_unit(skel_line: str) -> bool:
+    s = skel_line.rstrip()
+    if not s:
+        return True
+    if s.endswith("++") or s.endswith("--"):
+        return True
+    return not s.endswith(_CONTINUES)
+
+
+def split_cell(code: str) -> list[Unit]:
+    """The cell's top-level units in order; comment lines go with the unit that follows."""
+    skel = skeleton(code)
+    lines, slines = code.split("\n"), skel.split("\n")
+    units: list[Unit] = []
+    pending: list[int] = []  # blank and comment-only lines waiting for the next unit
+    i = 0
+    while i < len(lines):
+        if not slines[i].strip():
+            pending.append(i)
+            i += 1
+            continue
+        start, depth = i, 0
+        while True:
+            depth += sum(slines[i].count(c) for c in "([{") - sum(slines[i].count(c) for c in ")]}")
+            i += 1
+            if i >= len(lines) or (depth <= 0 and _ends_unit(slines[i - 1])):
+                break
+        kind, names = _kind_and_names("\n".join(slines[start:i]))
+        # Leading comment lines (doc comments) belong to the unit; blank lines do not.
+        first = start
+        while first - 1 in pending and lines[first - 1].strip():
+            first -= 1
+        text = "\n".join(lines[first:i])
+        imports = _parse_imports("\n".join(slines[start:i]), "\n".join(lines[start:i])) if kind == "import" else ()
+        if kind == "stmt" and units and units[-1].kind == "stmt":
+            prev = units[-1]
+            units[-1] = Unit("stmt", "\n".join(lines[prev.line - 1:i]), prev.line)
+        else:
+            units.append(Unit(kind, text, first + 1, names, imports))
+        pending = []
+    return units
+
+
+def _parse_imports(skel: str, text: str) -> tuple[tuple[str, str], ...]:
+    # Paths are blanked in the skeleton: read them from the text, positions from the skeleton.
+    body = text[skel.index("import") + len("import"):]
+    return tuple((alias or "", path) for alias, path in _IMPORT_SPEC_RE.findall(body))
+
+
+def is_whole_program(units: list[Unit]) -> bool:
+    """A cell with its own ``package`` clause or ``func main`` is a complete program."""
+    return any(u.kind == "package" or (u.kind == "decl" and u.names == ("main",)) for u in units)
+
+
+def _line_directive(cell: int, line: int) -> str:
+    return f"//line cell[{cell}]:{line}:1"
+
+
+@dataclass
+class Declared:
+    cell: int
+    unit: Unit
+
+
+@dataclass
+class GoState:
+    """The declarations and imports kept across cells."""
+
+    decls: list[Declared] = field(default_factory=list)
+    imports: dict[tuple[str, str], int] = field(default_factory=dict)  # (alias, path) -> cell
+
+    def add(self, cell: int, units: list[Unit]) -> None:
+        """Keep a cell's declarations (replacing those of the same names) and imports."""
+        for u in units:
+            if u.kind == "import":
+                for imp in u.imports:
+                    self.imports.setdefault(imp, cell)
+            elif u.kind == "decl":
+                names = {n for n in u.names if n != "_"}
+                if names:
+                    self.decls = [d for d in self.decls if not names & set(d.unit.names)]
+                self.decls.append(Declared(cell, u))
+
+    def copy(self) -> "GoState":
+        return GoState(list(self.decls), dict(self.imports))
+
+
+def _imports_block(imports: list[tuple[str, str]], skel_body: str) -> str:
+    used = set(_SELECTOR_RE.findall(skel_body))
+    have = {alias or path.rsplit("/", 1)[-1] for alias, path in imports}
+    declared = set(re.findall(rf"\b({_IDENT})\s*:=", skel_body)) | set(
+        re.findall(rf"\b(?:var|const|type|func)\s+({_IDENT})", skel_body))
+    specs = []
+    for alias, path in imports:
+        name = alias or path.rsplit("/", 1)[-1]
+        if alias in ("_", ".") or name in used:
+            specs.append(f'{alias + " " if alias else ""}"{path}"')
+        else:
+            specs.append(f'_ "{path}"')  # imported but unused here: Go would refuse the program
+    for name in sorted(used - have - declared):
+        if name in AUTO_IMPORTS:
+            specs.append(f'"{AUTO_IMPORTS[name]}"')
+    if not specs:
+        return ""
+    return "import (\n" + "".join(f"\t{s}\n" for s in dict.fromkeys(specs)) + ")\n"
+
+
+def assemble(state: GoState, cell: int, units: list[Unit]) -> str:
+    """The program for a cell: kept declarations plus this cell's, then its statements in main.
+
+    ``state`` is not changed: the engine keeps the cell's declarations only once they compile.
+    """
+    if is_whole_program(units):
+        return _whole_program(cell, units)
+    st = state.copy()
+    st.add(cell, units)
+    parts: list[str] = []
+    for d in st.decls:
+        parts.append(f"{_line_directive(d.cell, d.unit.line)}\n{d.unit.text}\n")
+    body: list[str] = []
+    for u in units:
+        if u.kind == "stmt":
+            body.append(f"{_line_directive(cell, u.line)}\n{u.text}\n")
+            skel = skeleton(u.text)
+            for m in _SHORT_VAR_RE.finditer(_depth0(skel)):
+                body += [f"\t_ = {n.strip()}\n" for n in m.group(1).split(",") if n.strip() != "_"]
+    decls = "".join(parts)
+    main = "func main() {\n" + "".join(body) + "}\n"
+    imports = _imports_block(list(st.imports), skeleton(decls + main))
+    return f"package main\n\n{imports}\n{decls}\n//line main.go:1:1\n{main}"
+
+
+def _depth0(skel: str) -> str:
+    """Only the lines of ``skel`` that start at bracket depth 0 (a block's inside is dropped)."""
+    out, depth = [], 0
+    for line in skel.split("\n"):
+        if depth == 0:
+            out.append(line)
+        depth += sum(line.count(c) for c in "([{") - sum(line.count(c) for c in ")]}")
+    return "\n".join(out)
+
+
+def _whole_program(cell: int, units: list[Unit]) -> str:
+    if any(u.kind == "package" for u in units):
+        return "".join(f"{_line_directive(cell, u.line)}\n{u.text}\n" for u in units)
+    # func main without a package clause: add it and the imports it needs.
+    st = GoState()
+    st.add(cell, [u for u in units if u.kind == "import"])
+    rest = [u for u in units if u.kind != "import"]
+    body = "".join(f"{_line_directive(cell, u.line)}\n{u.text}\n" for u in rest)
+    return f"package main\n\n{_imports_block(list(st.imports), skeleton(body))}\n{body}"
+
+
+_HEADER_RE = re.compile(r"^# command-line-arguments\n", re.M)
+
+
+def clean_compiler_output(text: str) -> str:
+    """go build's messages with its package header dropped (the //line directives already
+    named the cells)."""
+    return _HEADER_RE.sub("", text)
+
+
+def is_complete(code: str) -> str:
+    """"complete", "incomplete" (an open bracket, string or comment) or "invalid"."""
+    skel = skeleton(code)
+    if code.count("`") % 2 or re.search(r"/\*(?:(?!\*/)[\s\S])*$", code):
+        return "incomplete"
+    depth = 0
+    for c in skel:
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                return "invalid"
+    if depth > 0:
+        return "incomplete"
+    return "complete"
