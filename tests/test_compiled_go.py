@@ -99,3 +99,21 @@ def test_compiler_output_and_is_complete() -> None:
     assert go.is_complete("func f() {") == "incomplete"
     assert go.is_complete("x := `abc") == "incomplete"
     assert go.is_complete("f())") == "invalid"
+
+
+def test_completion() -> None:
+    st = go.GoState()
+    st.add(1, go.split_cell('import str "strings"\nfunc computeTotal() {}\n'))
+    asked = []
+
+    def members(path: str) -> list[str]:
+        asked.append(path)
+        return go.doc_members("package strings\nfunc Contains(s, substr string) bool\nfunc Count(s string) int\n"
+                              "type Builder struct{ ... }\nfunc (b *Builder) Len() int\n")
+
+    assert go.complete("str.Co", 6, st, members) == (["Contains", "Count"], 4, 6)
+    assert asked == ["strings"]
+    assert go.complete("math.", 5, st, lambda p: ["Abs", "Floor"] if p == "math" else []) == (["Abs", "Floor"], 5, 5)
+    assert go.complete("computeT", 8, st, members) == (["computeTotal"], 0, 8)
+    assert "append" in go.complete("app", 3, st, members)[0]
+    assert go.complete("nosuch.X", 8, st, members) == ([], 8, 8)

@@ -104,3 +104,14 @@ def test_is_complete() -> None:
     assert rust.is_complete('let s = "abc') == "incomplete"
     assert rust.is_complete("let c = '}';") == "complete"
     assert rust.is_complete("f())") == "invalid"
+
+
+def test_completion() -> None:
+    st = rust.RustState()
+    st.add(1, rust.split_cell("fn compute_total() {}\nmacro_rules! my_mac { () => {} }\n"))
+    assert rust.complete("compute_t", 9, st) == (["compute_total"], 0, 9)
+    assert "println!" in rust.complete("prin", 4, st)[0]
+    assert "my_mac!" in rust.complete("my_", 3, st)[0]
+    assert rust.complete("use std::collections::Hash", 26, st) == (["HashMap", "HashSet"], 22, 26)
+    matches, start, _ = rust.complete("let value = 1;\nval", 18, st)
+    assert matches == ["value"] and start == 15

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 #: Standard packages imported when a cell uses ``name.`` without importing them.
 AUTO_IMPORTS = {
@@ -310,3 +311,43 @@ def is_complete(code: str) -> str:
     if depth > 0:
         return "incomplete"
     return "complete"
+
+
+KEYWORDS = ("break case chan const continue default defer else fallthrough for func go goto if import "
+            "interface map package range return select struct switch type var").split()
+BUILTINS = ("append cap close complex copy delete imag len make new panic print println real recover "
+            "bool byte complex64 complex128 error float32 float64 int int8 int16 int32 int64 rune string "
+            "uint uint8 uint16 uint32 uint64 uintptr any comparable true false iota nil").split()
+_DOC_NAME_RE = re.compile(rf"^(?:func|type|var|const)\s+(?:\([^)]*\)\s*)?({_IDENT})", re.M)
+
+
+def doc_members(go_doc_short: str) -> list[str]:
+    """Exported names in the output of ``go doc -short PKG``."""
+    return sorted({m for m in _DOC_NAME_RE.findall(go_doc_short) if m[:1].isupper()})
+
+
+def complete(code: str, cursor_pos: int, state: GoState,
+             members: Callable[[str], list[str]]) -> tuple[list[str], int, int]:
+    """(matches, cursor_start, cursor_end) at the cursor; ``members(path)`` lists a package's
+    exported names (the engine asks ``go doc``)."""
+    before = code[:cursor_pos]
+    m = re.search(rf"({_IDENT})\.({_IDENT})?$", before)
+    if m:
+        pkg, prefix = m.group(1), m.group(2) or ""
+        paths = {alias or path.rsplit("/", 1)[-1]: path for alias, path in state.imports}
+        for u in split_cell(code):
+            for alias, path in u.imports:
+                paths.setdefault(alias or path.rsplit("/", 1)[-1], path)
+        path = paths.get(pkg) or AUTO_IMPORTS.get(pkg)
+        if not path:
+            return [], cursor_pos, cursor_pos
+        found = [x for x in members(path) if x.startswith(prefix)]
+        return found, cursor_pos - len(prefix), cursor_pos
+    m = re.search(rf"{_IDENT}$", before)
+    prefix = m.group(0) if m else ""
+    names = set(KEYWORDS) | set(BUILTINS) | set(AUTO_IMPORTS)
+    for d in state.decls:
+        names.update(n.split(".")[-1] for n in d.unit.names)
+    names.update(re.findall(_IDENT, skeleton(code)))
+    names.discard(prefix)
+    return sorted(n for n in names if n.startswith(prefix) and prefix), cursor_pos - len(prefix), cursor_pos

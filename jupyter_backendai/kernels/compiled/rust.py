@@ -459,3 +459,48 @@ def is_complete(code: str) -> str:
 def _strip_closed(code: str) -> str:
     """Code with complete string literals and comments removed (to see an open one)."""
     return re.sub(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*[\s\S]*?\*/', "", code)
+
+
+KEYWORDS = ("as break const continue crate else enum extern false fn for if impl in let loop match mod move "
+            "mut pub ref return self Self static struct super trait true type unsafe use where while async "
+            "await dyn").split()
+PRELUDE = ("Option Some None Result Ok Err Vec String Box Clone Copy Debug Default Drop Eq Ord PartialEq "
+           "PartialOrd Iterator IntoIterator ToString From Into AsRef Fn FnMut FnOnce Send Sync Sized "
+           "bool char str i8 i16 i32 i64 i128 isize u8 u16 u32 u64 u128 usize f32 f64 std core bai").split()
+MACROS = ("println! print! eprintln! eprint! format! vec! assert! assert_eq! assert_ne! panic! write! "
+          "writeln! dbg! todo! unimplemented! unreachable! matches! include_str! concat! stringify!").split()
+#: Members offered after ``std::`` (the modules) and a few common module paths.
+STD_PATHS = {
+    "std": ("collections fmt io iter mem ops cmp convert env fs thread sync time process str string vec "
+            "num f64 f32 hash rc cell boxed char path").split(),
+    "std::collections": "HashMap HashSet BTreeMap BTreeSet VecDeque BinaryHeap LinkedList".split(),
+    "std::io": "stdin stdout stderr Read Write BufRead BufReader BufWriter Error Result".split(),
+    "std::fmt": "Display Debug Formatter Result Write".split(),
+    "std::sync": "Arc Mutex RwLock mpsc Condvar Once Barrier atomic".split(),
+    "std::time": "Duration Instant SystemTime UNIX_EPOCH".split(),
+    "std::thread": "spawn sleep current JoinHandle scope".split(),
+    "std::cmp": "Ordering max min Reverse".split(),
+    "bai": "display display_svg display_png display_html display_bundle".split(),
+}
+
+
+def complete(code: str, cursor_pos: int, state: RustState) -> tuple[list[str], int, int]:
+    """(matches, cursor_start, cursor_end): keywords, prelude names, macros, kept items, names
+    in the cell, and members of a few std paths after ``path::``."""
+    before = code[:cursor_pos]
+    m = re.search(r"((?:[A-Za-z_]\w*::)+)(\w*)$", before)
+    if m:
+        path, prefix = m.group(1)[:-2], m.group(2)
+        found = [x for x in STD_PATHS.get(path, ()) if x.startswith(prefix)]
+        return found, cursor_pos - len(prefix), cursor_pos
+    m = re.search(r"[A-Za-z_]\w*$", before)
+    prefix = m.group(0) if m else ""
+    if not prefix:
+        return [], cursor_pos, cursor_pos
+    names = set(KEYWORDS) | set(PRELUDE) | set(MACROS)
+    for d in state.items:
+        names.update(n for n in d.unit.names if re.fullmatch(r"\w+", n))
+        names.update(f"{n.split()[-1]}!" for n in d.unit.names if n.startswith("macro "))
+    names.update(re.findall(r"[A-Za-z_]\w*", skeleton(code)))
+    names.discard(prefix)
+    return sorted(n for n in names if n.startswith(prefix)), cursor_pos - len(prefix), cursor_pos
