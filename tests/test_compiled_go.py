@@ -5,6 +5,7 @@ test_lang_go.py compile and run what this assembles)."""
 from __future__ import annotations
 
 from jupyter_backendai.kernels.compiled import go
+from jupyter_backendai.kernels.compiled.session import Session
 
 
 def kinds(code: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -50,51 +51,59 @@ def test_groups_generics_and_continued_lines() -> None:
     assert kinds(code) == [("decl", ("A", "B")), ("decl", ("Map",)), ("decl", ("x", "y"))]
 
 
+def session() -> Session:
+    return Session(go.GO.syntax, go.GO.flag_magics)
+
+
 def test_a_redefinition_replaces_the_old_declaration() -> None:
-    st = go.GoState()
-    st.add(1, go.split_cell("func f() int { return 1 }\nfunc g() int { return 2 }\nvar a, b = 1, 2\n"))
-    st.add(2, go.split_cell("func f() int { return 10 }\nvar b = 3\n"))
-    texts = [d.unit.text for d in st.decls]
-    assert texts == ["func g() int { return 2 }", "func f() int { return 10 }", "var b = 3"]
-    assert [d.cell for d in st.decls] == [1, 2, 2]
+    s = session()
+    s.commit(s.plan("func f() int { return 1 }\nfunc g() int { return 2 }\nvar a, b = 1, 2\n"))
+    plan = s.plan("func f() int { return 10 }\nvar b = 3\n")
+    assert plan.kind == "declare"
+    s.commit(plan)
+    assert [d.text for d in s.decls] == ["func f() int { return 10 }", "func g() int { return 2 }", "var b = 3"]
+    assert [d.cell for d in s.decls] == [2, 1, 2]
 
 
 def test_program_maps_lines_and_tolerates_imports() -> None:
-    st = go.GoState()
-    st.add(1, go.split_cell('import (\n\t"os"\n\tm "math"\n)\nfunc half(x float64) float64 { return m.Floor(x / 2) }\n'))
-    src = go.assemble(st, 2, go.split_cell('n := half(9)\nfmt.Println(n, strings.Repeat("-", 3))\n'))
+    s = session()
+    s.commit(s.plan('import (\n\t"os"\n\tm "math"\n)\nfunc half(x float64) float64 { return m.Floor(x / 2) }\n'))
+    plan = s.plan('//% LDFLAGS -s\nn := half(9)\nfmt.Println(n, strings.Repeat("-", 3))\n')
+    assert plan.kind == "run" and plan.flags.ldflags == ("-s",)
+    src = plan.source
     assert src.startswith("package main\n")
     # os is unused (blank import), math is used through its alias, fmt/strings are added.
     assert '\t_ "os"\n' in src and '\tm "math"\n' in src and '\t"fmt"\n' in src and '\t"strings"\n' in src
-    assert "//line cell[1]:5:1\nfunc half" in src
-    assert "//line cell[2]:1:1\nn := half(9)" in src
+    assert "//line <cell 1>:5:1\nfunc half" in src
+    assert "//line <cell>:2:1\nn := half(9)" in src
     assert "\t_ = n\n" in src  # no "declared and not used" for a cell's top-level variable
     assert src.index("func half") < src.index("func main() {")
-
-
-def test_state_is_not_changed_by_assembling() -> None:
-    st = go.GoState()
-    go.assemble(st, 1, go.split_cell("func f() {}\n"))
-    assert st.decls == []
+    # statements of a cell are not kept
+    assert [d.cell for d in s.decls] == [1, 1]
 
 
 def test_a_cell_with_main_is_a_whole_program() -> None:
-    st = go.GoState()
-    st.add(1, go.split_cell("func kept() {}\n"))
-    units = go.split_cell('func main() {\n\tfmt.Println("hi")\n}\n')
-    assert go.is_whole_program(units)
-    src = go.assemble(st, 2, units)
-    assert "kept" not in src and '"fmt"' in src and "//line cell[2]:1:1\nfunc main()" in src
+    s = session()
+    s.commit(s.plan("func kept() {}\n"))
+    plan = s.plan('func main() {\n\tfmt.Println("hi")\n}\n')
+    assert plan.kind == "program"
+    assert "kept" not in plan.source and '"fmt"' in plan.source and "//line <cell>:1:1\nfunc main()" in plan.source
     full = 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println(1) }\n'
-    units = go.split_cell(full)
-    assert go.is_whole_program(units)
-    assert go.assemble(st, 3, units) == ("//line cell[3]:1:1\npackage main\n//line cell[3]:3:1\nimport \"fmt\"\n"
-                                         "//line cell[3]:5:1\nfunc main() { fmt.Println(1) }\n")
+    plan = s.plan(full)
+    assert plan.kind == "program"
+    assert plan.source == ('//line <cell>:1:1\npackage main\n//line <cell>:3:1\nimport "fmt"\n'
+                           "//line <cell>:5:1\nfunc main() { fmt.Println(1) }\n")
+
+
+def test_go_build_command_line() -> None:
+    assert go.GO.compile_argv("cell.go", "prog", ("-gcflags=-N",), ("-X", "main.v=1")) == [
+        "go", "build", "-o", "prog", "-gcflags=-N", "-ldflags=-X main.v=1", "cell.go"]
+    assert go.GO.compile_argv("cell.go", None, (), ())[:4] == ["go", "build", "-o", "/dev/null"]
 
 
 def test_compiler_output_and_is_complete() -> None:
-    assert go.clean_compiler_output("# command-line-arguments\ncell[2]:1:1: undefined: y\n") == \
-        "cell[2]:1:1: undefined: y\n"
+    assert go.clean_compiler_output("# command-line-arguments\n<cell>:1:1: undefined: y\n") == \
+        "<cell>:1:1: undefined: y\n"
     assert go.is_complete('fmt.Println("x")') == "complete"
     assert go.is_complete("func f() {") == "incomplete"
     assert go.is_complete("x := `abc") == "incomplete"
@@ -102,8 +111,7 @@ def test_compiler_output_and_is_complete() -> None:
 
 
 def test_completion() -> None:
-    st = go.GoState()
-    st.add(1, go.split_cell('import str "strings"\nfunc computeTotal() {}\n'))
+    kept = ['import str "strings"', "func computeTotal() {}"]
     asked = []
 
     def members(path: str) -> list[str]:
@@ -111,9 +119,9 @@ def test_completion() -> None:
         return go.doc_members("package strings\nfunc Contains(s, substr string) bool\nfunc Count(s string) int\n"
                               "type Builder struct{ ... }\nfunc (b *Builder) Len() int\n")
 
-    assert go.complete("str.Co", 6, st, members) == (["Contains", "Count"], 4, 6)
+    assert go.complete("str.Co", 6, kept, members) == (["Contains", "Count"], 4, 6)
     assert asked == ["strings"]
-    assert go.complete("math.", 5, st, lambda p: ["Abs", "Floor"] if p == "math" else []) == (["Abs", "Floor"], 5, 5)
-    assert go.complete("computeT", 8, st, members) == (["computeTotal"], 0, 8)
-    assert "append" in go.complete("app", 3, st, members)[0]
-    assert go.complete("nosuch.X", 8, st, members) == ([], 8, 8)
+    assert go.complete("math.", 5, kept, lambda p: ["Abs", "Floor"] if p == "math" else []) == (["Abs", "Floor"], 5, 5)
+    assert go.complete("computeT", 8, kept, members) == (["computeTotal"], 0, 8)
+    assert "append" in go.complete("app", 3, kept, members)[0]
+    assert go.complete("nosuch.X", 8, kept, members) == ([], 8, 8)

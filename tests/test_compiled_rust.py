@@ -5,6 +5,7 @@ in test_lang_rust.py compile and run what this assembles)."""
 from __future__ import annotations
 
 from jupyter_backendai.kernels.compiled import rust
+from jupyter_backendai.kernels.compiled.session import Session
 
 CELL = '''use std::collections::HashMap;
 use std::fmt::{self, Display};
@@ -48,54 +49,75 @@ def test_statements_between_items_and_blocks() -> None:
         ("stmt", (), 1), ("item", ("f",), 3), ("stmt", (), 4)]
 
 
+def session() -> Session:
+    return Session(rust.RUST.syntax, rust.RUST.flag_magics)
+
+
 def test_a_redefinition_replaces_the_old_item() -> None:
-    st = rust.RustState()
-    st.add(1, rust.split_cell("struct P { x: i32 }\nimpl P { fn a(&self) {} }\nimpl P { fn b(&self) {} }\nfn f() {}\n"))
-    st.add(2, rust.split_cell("impl P { fn a(&self) -> i32 { 1 } }\nfn f() -> i32 { 2 }\n#![allow(dead_code)]\n"))
-    assert [d.unit.text for d in st.items] == [
-        "struct P { x: i32 }", "impl P { fn b(&self) {} }", "impl P { fn a(&self) -> i32 { 1 } }",
-        "fn f() -> i32 { 2 }"]
-    assert list(st.attrs) == ["#![allow(dead_code)]"]
+    s = session()
+    s.commit(s.plan("struct P { x: i32 }\nimpl P { fn a(&self) {} }\nimpl P { fn b(&self) {} }\nfn f() {}\n"))
+    plan = s.plan("impl P { fn a(&self) -> i32 { 1 } }\nfn f() -> i32 { 2 }\n#![allow(dead_code)]\n")
+    assert plan.kind == "declare"
+    s.commit(plan)
+    assert [d.text for d in s.decls] == [
+        "struct P { x: i32 }", "impl P { fn a(&self) -> i32 { 1 } }", "impl P { fn b(&self) {} }",
+        "fn f() -> i32 { 2 }", "#![allow(dead_code)]"]
+    src = s.plan("fn g() {}").source
+    assert src.index("#![allow(dead_code)]") < src.index("struct P")
 
 
 def test_program_tail_expression_and_line_map() -> None:
-    st = rust.RustState()
-    st.add(1, rust.split_cell("fn sq(x: i32) -> i32 { x * x }\n"))
-    prog = rust.assemble(st, 2, rust.split_cell("let a = 3;\nsq(a)\n"))
-    src = prog.source.split("\n")
-    assert src[0] == "#![allow(unused)]" and prog.has_result
-    assert prog.lines[src.index("fn sq(x: i32) -> i32 { x * x }")] == (1, 1)
-    assert prog.lines[src.index("let a = 3;")] == (2, 1)
-    assert prog.lines[src.index("sq(a)")] == (2, 2)
-    assert "__bai_show()" in prog.source and "bai::__result(&s)" in prog.source
-    assert st.items and len(st.items) == 1  # assembling does not keep the cell's items
-    assert not rust.assemble(st, 3, rust.split_cell("let a = 3;\n")).has_result
+    s = session()
+    s.commit(s.plan("fn sq(x: i32) -> i32 { x * x }\n"))
+    plan = s.plan("let a = 3;\nsq(a)\n")
+    assert plan.kind == "run"
+    src = plan.source.split("\n")
+    lines = rust.line_map(plan.source)
+    assert "#![allow(unused)]" in src[:2]
+    assert lines[src.index("fn sq(x: i32) -> i32 { x * x }")] == ("<cell 1>", 1)
+    assert lines[src.index("let a = 3;")] == ("<cell>", 1)
+    assert lines[src.index("sq(a)")] == ("<cell>", 2)
+    assert lines[src.index("fn main() {")] is None
+    assert "__bai_show()" in plan.source and "bai::__result(&s)" in plan.source
+    assert [d.cell for d in s.decls] == [1]  # statements are not kept
+    assert "__result" not in s.plan("let a = 3;\n").source
 
 
 def test_whole_program_runs_alone() -> None:
-    st = rust.RustState()
-    st.add(1, rust.split_cell("fn kept() {}\n"))
+    s = session()
+    s.commit(s.plan("fn kept() {}\n"))
     code = 'use std::io;\n\nfn main() {\n    println!("hi");\n}\n'
-    units = rust.split_cell(code)
-    assert rust.is_whole_program(units)
-    prog = rust.assemble(st, 4, units)
-    assert "kept" not in prog.source
-    assert prog.source == code and prog.lines[2] == (4, 3)
+    plan = s.plan(code)
+    assert plan.kind == "program"
+    assert "kept" not in plan.source
+    assert rust.line_map(plan.source)[1:] == [("<cell>", n) for n in range(1, 7)]
 
 
 def test_diagnostics_name_cell_lines() -> None:
-    st = rust.RustState()
-    prog = rust.assemble(st, 3, rust.split_cell("struct S;\nlet x = 1;\nlet y: i32 = \"s\";\n"))
-    line = prog.source.split("\n").index('let y: i32 = "s";') + 1
-    text = (f"error[E0308]: mismatched types\n  --> main.rs:{line}:14\n   |\n{line:>2} | let y: i32 = \"s\";\n"
+    s = session()
+    s.commit(s.plan("struct Kept;\n"))
+    source = s.plan("struct S;\nlet x = 1;\nlet y: i32 = \"s\";\n").source
+    line = source.split("\n").index('let y: i32 = "s";') + 1
+    kept = source.split("\n").index("struct Kept;") + 1
+    text = (f"error[E0308]: mismatched types\n  --> cell.rs:{line}:14\n   |\n{line:>2} | let y: i32 = \"s\";\n"
             "   |        ---   ^^^ expected `i32`, found `&str`\n"
-            "  ::: /usr/src/rustc/library/core/src/lib.rs:12:5\n12 | std code\n")
-    mapped = rust.map_diagnostics(text, prog)
-    assert "  --> cell[3]:3:14\n" in mapped
+            "  ::: /usr/src/rustc/library/core/src/lib.rs:12:5\n12 | std code\n"
+            f"note: here\n  --> cell.rs:{kept}:1\n")
+    mapped = rust.map_diagnostics(text, source)
+    assert "  --> <cell>:3:14\n" in mapped
     assert "\n 3 | let y: i32" in mapped
     assert "\n12 | std code" in mapped  # another file's gutter stays
-    panic = f"thread 'main' panicked at 'boom', main.rs:{line}:5\n"
-    assert rust.map_diagnostics(panic, prog) == "thread 'main' panicked at 'boom', cell[3]:3:5\n"
+    assert "  --> <cell 1>:1:1" in mapped
+    panic = f"thread 'main' panicked at 'boom', cell.rs:{line}:5\n"
+    assert rust.map_diagnostics(panic, source) == "thread 'main' panicked at 'boom', <cell>:3:5\n"
+
+
+def test_rustc_command_line() -> None:
+    argv = rust.RUST.compile_argv("cell.rs", "prog", ("-O",), ("-lm", "-L", "/opt/x", "-static"))
+    assert argv[0] == "rustc" and "--edition" in argv and f"bai={rust.BAI_RLIB}" in argv
+    assert \
+        argv[argv.index("-O"):] == ["-O", "-o", "prog", "cell.rs", "-l", "m", "-L", "/opt/x", "-C", "link-arg=-static"]
+    assert "--emit=metadata" in rust.RUST.compile_argv("cell.rs", None, (), ())
 
 
 def test_is_complete() -> None:
@@ -107,11 +129,10 @@ def test_is_complete() -> None:
 
 
 def test_completion() -> None:
-    st = rust.RustState()
-    st.add(1, rust.split_cell("fn compute_total() {}\nmacro_rules! my_mac { () => {} }\n"))
-    assert rust.complete("compute_t", 9, st) == (["compute_total"], 0, 9)
-    assert "println!" in rust.complete("prin", 4, st)[0]
-    assert "my_mac!" in rust.complete("my_", 3, st)[0]
-    assert rust.complete("use std::collections::Hash", 26, st) == (["HashMap", "HashSet"], 22, 26)
-    matches, start, _ = rust.complete("let value = 1;\nval", 18, st)
+    kept = ["fn compute_total() {}", "macro_rules! my_mac { () => {} }"]
+    assert rust.complete("compute_t", 9, kept) == (["compute_total"], 0, 9)
+    assert "println!" in rust.complete("prin", 4, kept)[0]
+    assert "my_mac!" in rust.complete("my_", 3, kept)[0]
+    assert rust.complete("use std::collections::Hash", 26, kept) == (["HashMap", "HashSet"], 22, 26)
+    matches, start, _ = rust.complete("let value = 1;\nval", 18, kept)
     assert matches == ["value"] and start == 15

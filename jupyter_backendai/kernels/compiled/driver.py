@@ -16,6 +16,7 @@ from typing import Any
 from ..protocol import FrameReader, encode
 from .builder import Builder
 from .languages import LANGUAGES, identifiers_in
+from . import go as _go, rust as _rust  # noqa: F401,E402  (they add themselves to LANGUAGES)
 from .runner import Runner
 from .session import CURRENT, MagicError, Session, cell_name, header_declaration, name_at
 

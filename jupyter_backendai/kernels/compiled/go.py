@@ -15,9 +15,15 @@ not used" does not fail a cell that just computes something.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
-from dataclasses import dataclass, field
+import subprocess
+from dataclasses import dataclass
 from typing import Callable
+
+from .languages import LANGUAGES, Language
+from .session import CURRENT, Decl, Item, Session, Syntax, cell_name
 
 #: Standard packages imported when a cell uses ``name.`` without importing them.
 AUTO_IMPORTS = {
@@ -94,6 +100,8 @@ class Unit:
     names: tuple[str, ...] = ()
     #: (alias or "", path) of an import unit
     imports: tuple[tuple[str, str], ...] = ()
+    #: offset of the text in the cell
+    start: int = 0
 
 
 def _kind_and_names(skel: str) -> tuple[str, tuple[str, ...]]:
@@ -146,6 +154,9 @@ def split_cell(code: str) -> list[Unit]:
     """The cell's top-level units in order; comment lines go with the unit that follows."""
     skel = skeleton(code)
     lines, slines = code.split("\n"), skel.split("\n")
+    offsets = [0]
+    for ln in lines:
+        offsets.append(offsets[-1] + len(ln) + 1)
     units: list[Unit] = []
     pending: list[int] = []  # blank and comment-only lines waiting for the next unit
     i = 0
@@ -169,9 +180,9 @@ def split_cell(code: str) -> list[Unit]:
         imports = _parse_imports("\n".join(slines[start:i]), "\n".join(lines[start:i])) if kind == "import" else ()
         if kind == "stmt" and units and units[-1].kind == "stmt":
             prev = units[-1]
-            units[-1] = Unit("stmt", "\n".join(lines[prev.line - 1:i]), prev.line)
+            units[-1] = Unit("stmt", "\n".join(lines[prev.line - 1:i]), prev.line, start=prev.start)
         else:
-            units.append(Unit(kind, text, first + 1, names, imports))
+            units.append(Unit(kind, text, first + 1, names, imports, offsets[first]))
         pending = []
     return units
 
@@ -187,37 +198,17 @@ def is_whole_program(units: list[Unit]) -> bool:
     return any(u.kind == "package" or (u.kind == "decl" and u.names == ("main",)) for u in units)
 
 
-def _line_directive(cell: int, line: int) -> str:
-    return f"//line cell[{cell}]:{line}:1"
+def line_directive(name: str, line: int) -> str:
+    """Go's own line directive (at column 1): what follows is line ``line`` of ``name``."""
+    return f"//line {name}:{line}:1\n"
 
 
-@dataclass
-class Declared:
-    cell: int
-    unit: Unit
-
-
-@dataclass
-class GoState:
-    """The declarations and imports kept across cells."""
-
-    decls: list[Declared] = field(default_factory=list)
-    imports: dict[tuple[str, str], int] = field(default_factory=dict)  # (alias, path) -> cell
-
-    def add(self, cell: int, units: list[Unit]) -> None:
-        """Keep a cell's declarations (replacing those of the same names) and imports."""
-        for u in units:
-            if u.kind == "import":
-                for imp in u.imports:
-                    self.imports.setdefault(imp, cell)
-            elif u.kind == "decl":
-                names = {n for n in u.names if n != "_"}
-                if names:
-                    self.decls = [d for d in self.decls if not names & set(d.unit.names)]
-                self.decls.append(Declared(cell, u))
-
-    def copy(self) -> "GoState":
-        return GoState(list(self.decls), dict(self.imports))
+def import_specs(text: str) -> tuple[tuple[str, str], ...]:
+    """The (alias, path) pairs of an import declaration's text."""
+    skel = skeleton(text)
+    if not re.match(r"\s*import\b", skel):
+        return ()
+    return _parse_imports(skel, text)
 
 
 def _imports_block(imports: list[tuple[str, str]], skel_body: str) -> str:
@@ -240,31 +231,6 @@ def _imports_block(imports: list[tuple[str, str]], skel_body: str) -> str:
     return "import (\n" + "".join(f"\t{s}\n" for s in dict.fromkeys(specs)) + ")\n"
 
 
-def assemble(state: GoState, cell: int, units: list[Unit]) -> str:
-    """The program for a cell: kept declarations plus this cell's, then its statements in main.
-
-    ``state`` is not changed: the engine keeps the cell's declarations only once they compile.
-    """
-    if is_whole_program(units):
-        return _whole_program(cell, units)
-    st = state.copy()
-    st.add(cell, units)
-    parts: list[str] = []
-    for d in st.decls:
-        parts.append(f"{_line_directive(d.cell, d.unit.line)}\n{d.unit.text}\n")
-    body: list[str] = []
-    for u in units:
-        if u.kind == "stmt":
-            body.append(f"{_line_directive(cell, u.line)}\n{u.text}\n")
-            skel = skeleton(u.text)
-            for m in _SHORT_VAR_RE.finditer(_depth0(skel)):
-                body += [f"\t_ = {n.strip()}\n" for n in m.group(1).split(",") if n.strip() != "_"]
-    decls = "".join(parts)
-    main = "func main() {\n" + "".join(body) + "}\n"
-    imports = _imports_block(list(st.imports), skeleton(decls + main))
-    return f"package main\n\n{imports}\n{decls}\n//line main.go:1:1\n{main}"
-
-
 def _depth0(skel: str) -> str:
     """Only the lines of ``skel`` that start at bracket depth 0 (a block's inside is dropped)."""
     out, depth = [], 0
@@ -275,15 +241,41 @@ def _depth0(skel: str) -> str:
     return "\n".join(out)
 
 
-def _whole_program(cell: int, units: list[Unit]) -> str:
+def assemble_program(decls: list[tuple[str, int, str]], body: list[tuple[str, int, str]] | None) -> str:
+    """A Go program from kept declarations and a cell's statements.
+
+    ``decls`` and ``body`` are (source name, first line, text); imports among the declarations
+    are merged into one import block (unused ones blank, missing well-known ones added), the
+    statements go into ``main`` (None: an empty main, to check the declarations).
+    """
+    imports: list[tuple[str, str]] = []
+    parts: list[str] = []
+    for name, line, text in decls:
+        specs = import_specs(text)
+        if specs:
+            imports += [sp for sp in specs if sp not in imports]
+        else:
+            parts.append(f"{line_directive(name, line)}{text}\n")
+    main = ["func main() {\n"]
+    for name, line, text in body or ():
+        main.append(f"{line_directive(name, line)}{text}\n")
+        for m in _SHORT_VAR_RE.finditer(_depth0(skeleton(text))):
+            # no "declared and not used" for a cell's top-level variables
+            main += [f"\t_ = {n.strip()}\n" for n in m.group(1).split(",") if n.strip() != "_"]
+    main.append("}\n")
+    decl_text, main_text = "".join(parts), "".join(main)
+    block = _imports_block(imports, skeleton(decl_text + main_text))
+    return f"package main\n\n{block}\n{decl_text}{line_directive('<main>', 1)}{main_text}"
+
+
+def whole_program(code: str, name: str) -> str:
+    """A cell with its own main: as written (a package clause and imports added if missing)."""
+    units = split_cell(code)
     if any(u.kind == "package" for u in units):
-        return "".join(f"{_line_directive(cell, u.line)}\n{u.text}\n" for u in units)
-    # func main without a package clause: add it and the imports it needs.
-    st = GoState()
-    st.add(cell, [u for u in units if u.kind == "import"])
-    rest = [u for u in units if u.kind != "import"]
-    body = "".join(f"{_line_directive(cell, u.line)}\n{u.text}\n" for u in rest)
-    return f"package main\n\n{_imports_block(list(st.imports), skeleton(body))}\n{body}"
+        return "".join(f"{line_directive(name, u.line)}{u.text}\n" for u in units)
+    imports = [sp for u in units if u.kind == "import" for sp in u.imports]
+    body = "".join(f"{line_directive(name, u.line)}{u.text}\n" for u in units if u.kind != "import")
+    return f"package main\n\n{_imports_block(imports, skeleton(body))}\n{body}"
 
 
 _HEADER_RE = re.compile(r"^# command-line-arguments\n", re.M)
@@ -326,18 +318,19 @@ def doc_members(go_doc_short: str) -> list[str]:
     return sorted({m for m in _DOC_NAME_RE.findall(go_doc_short) if m[:1].isupper()})
 
 
-def complete(code: str, cursor_pos: int, state: GoState,
+def complete(code: str, cursor_pos: int, kept: list[str],
              members: Callable[[str], list[str]]) -> tuple[list[str], int, int]:
-    """(matches, cursor_start, cursor_end) at the cursor; ``members(path)`` lists a package's
-    exported names (the engine asks ``go doc``)."""
+    """(matches, cursor_start, cursor_end) at the cursor; ``kept`` are the texts of the kept
+    declarations, ``members(path)`` lists a package's exported names (from ``go doc``)."""
     before = code[:cursor_pos]
     m = re.search(rf"({_IDENT})\.({_IDENT})?$", before)
     if m:
         pkg, prefix = m.group(1), m.group(2) or ""
-        paths = {alias or path.rsplit("/", 1)[-1]: path for alias, path in state.imports}
-        for u in split_cell(code):
-            for alias, path in u.imports:
-                paths.setdefault(alias or path.rsplit("/", 1)[-1], path)
+        paths: dict[str, str] = {}
+        for text in [*kept, code]:
+            for u in split_cell(text):
+                for alias, path in u.imports:
+                    paths.setdefault(alias or path.rsplit("/", 1)[-1], path)
         path = paths.get(pkg) or AUTO_IMPORTS.get(pkg)
         if not path:
             return [], cursor_pos, cursor_pos
@@ -346,8 +339,97 @@ def complete(code: str, cursor_pos: int, state: GoState,
     m = re.search(rf"{_IDENT}$", before)
     prefix = m.group(0) if m else ""
     names = set(KEYWORDS) | set(BUILTINS) | set(AUTO_IMPORTS)
-    for d in state.decls:
-        names.update(n.split(".")[-1] for n in d.unit.names)
+    for text in kept:
+        for u in split_cell(text):
+            names.update(n.split(".")[-1] for n in u.names)
     names.update(re.findall(_IDENT, skeleton(code)))
     names.discard(prefix)
     return sorted(n for n in names if n.startswith(prefix) and prefix), cursor_pos - len(prefix), cursor_pos
+
+
+# ----- the engine's view: Syntax and Language ---------------------------------------------------
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class GoSyntax(Syntax):
+    """Cells split by :func:`split_cell`; declarations keyed by the names they declare (a method
+    as Type.Name), imports by their text (specs are merged when assembling)."""
+
+    name = "go"
+    keywords = frozenset(KEYWORDS)
+
+    def split(self, code: str) -> list[Item]:
+        items = []
+        for u in split_cell(code):
+            end = u.start + len(u.text)
+            if u.kind == "package" or (u.kind == "decl" and u.names == ("main",)):
+                items.append(Item("main", u.start, end))
+            elif u.kind == "import":
+                items.append(Item("pp", u.start, end, frozenset({f"import:{_norm(u.text)}"})))
+            elif u.kind == "decl":
+                keys = frozenset(f"name:{n}" for n in u.names if n != "_") or frozenset({f"text:{_norm(u.text)}"})
+                items.append(Item("decl", u.start, end, keys))
+            else:
+                items.append(Item("stmt", u.start, end))
+        return items
+
+    def whole_program(self, clean: str) -> str:
+        return whole_program(clean, CURRENT)
+
+    def assemble(self, decls: list[Decl], cell: int, body: list[tuple[int, str]] | None) -> str:
+        kept = [(CURRENT if d.cell == cell else cell_name(d.cell), d.line, d.text) for d in decls]
+        return assemble_program(kept, None if body is None else [(CURRENT, line, text) for line, text in body])
+
+
+class GoLanguage(Language):
+    """``go build`` in GOPATH mode (the image sets GO111MODULE=off, CGO_ENABLED=0, GOPATH with
+    the bai package); ``//% GOFLAGS``/``CFLAGS`` go to go build, ``//% LDFLAGS`` to -ldflags."""
+
+    def compile_argv(self, src: str, out: str | None, cflags: tuple[str, ...], ldflags: tuple[str, ...]) -> list[str]:
+        argv = [self.compiler, "build", "-o", out or os.devnull, *cflags]
+        if ldflags:
+            argv.append("-ldflags=" + " ".join(ldflags))
+        return [*argv, src]
+
+    def version_argv(self) -> list[str]:
+        return ["/bin/sh", "-c", f"{self.compiler} env GOVERSION | cut -c3-"]
+
+    def identity_argv(self) -> list[str]:
+        return ["/bin/sh", "-c", f"{self.compiler} version; {self.compiler} env GOOS GOARCH CGO_ENABLED GOFLAGS"]
+
+    def diagnostics(self, text: str, source: str) -> str:
+        return clean_compiler_output(text)
+
+    def first_error(self, text: str) -> str:
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        return lines[0] if lines else "compilation failed"
+
+    def is_complete(self, code: str) -> tuple[str, str]:
+        status = is_complete(code)
+        return status, ("\t" if status == "incomplete" else "")
+
+    def complete(self, code: str, cursor: int, session: Session, header_names: Callable[[str], set[str]]
+                 ) -> tuple[int, list[str]]:
+        matches, start, _ = complete(code, cursor, [d.text for d in session.decls], _package_members)
+        return start, matches
+
+
+@functools.lru_cache(maxsize=256)
+def _package_members_cached(path: str) -> tuple[str, ...]:
+    try:
+        r = subprocess.run(["go", "doc", "-short", path], capture_output=True, text=True, timeout=8,
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return tuple(doc_members(r.stdout)) if r.returncode == 0 else ()
+
+
+def _package_members(path: str) -> list[str]:
+    return list(_package_members_cached(path))
+
+
+GO = GoLanguage("go", GoSyntax(), "go", ".go", (), ("GOFLAGS", "CFLAGS"))
+LANGUAGES["go"] = GO

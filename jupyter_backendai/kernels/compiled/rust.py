@@ -16,9 +16,13 @@ its source gutters to the cells' own lines.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
-SOURCE_NAME = "main.rs"
+from .languages import LANGUAGES, Language
+from .session import CURRENT, Decl, Item, Session, Syntax, cell_name
+
+SOURCE_NAME = "cell.rs"  # the builder writes the program as cell.rs
 
 _IDENT = r"(?:r#)?[A-Za-z_][A-Za-z0-9_]*"
 _VIS = r"(?:pub(?:\s*\([^)]*\))?\s+)?"
@@ -99,6 +103,8 @@ class Unit:
     text: str
     line: int
     names: tuple[str, ...] = ()
+    #: offset of the text in the cell
+    start: int = 0
 
 
 def _skip_ws(s: str, i: int) -> int:
@@ -235,9 +241,9 @@ def split_cell(code: str) -> list[Unit]:
         if kind == "stmt" and units and units[-1].kind == "stmt":
             prev_u = units[-1]
             start = _offset_of_line(code, prev_u.line)
-            units[-1] = Unit("stmt", code[start:b], prev_u.line)
+            units[-1] = Unit("stmt", code[start:b], prev_u.line, start=start)
             return
-        units.append(Unit(kind, code[k:b], code.count("\n", 0, k) + 1, names))
+        units.append(Unit(kind, code[k:b], code.count("\n", 0, k) + 1, names, k))
 
     while True:
         i = _skip_ws(skel, i)
@@ -289,33 +295,6 @@ def tail_expression(stmt_text: str) -> tuple[str, str]:
     return stmt_text[:last], tail
 
 
-@dataclass
-class Declared:
-    cell: int
-    unit: Unit
-
-
-@dataclass
-class RustState:
-    """Items and crate attributes kept across cells."""
-
-    items: list[Declared] = field(default_factory=list)
-    attrs: dict[str, int] = field(default_factory=dict)  # text -> cell
-
-    def add(self, cell: int, units: list[Unit]) -> None:
-        for u in units:
-            if u.kind == "attr":
-                self.attrs.setdefault(u.text.strip(), cell)
-            elif u.kind == "item":
-                names = set(u.names)
-                if names:
-                    self.items = [d for d in self.items if not names & set(d.unit.names)]
-                self.items.append(Declared(cell, u))
-
-    def copy(self) -> "RustState":
-        return RustState(list(self.items), dict(self.attrs))
-
-
 # Shows the cell's value when its type is Debug, through "autoref specialisation" (a method on
 # the value wins over one on a reference to it): no result for types without Debug, and none
 # for ().
@@ -331,95 +310,85 @@ impl<'a, T> __BaiShowNone for &__BaiValue<'a, T> {
 }
 """
 
-
-@dataclass
-class Program:
-    """An assembled program and, per program line (index 0 = line 1), its (cell, line)."""
-
-    source: str
-    lines: list[tuple[int, int] | None]
-    has_result: bool = False
+#: Before each piece of a program: which source and line its next line is ("-": generated).
+_MARK = "// @bai-line "
+_MARK_RE = re.compile(r"^// @bai-line (?:(?P<gen>-)|(?P<name>.+):(?P<line>\d+))$")
 
 
-class _Builder:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.lines: list[tuple[int, int] | None] = []
-
-    def generated(self, text: str) -> None:
-        for ln in text.rstrip("\n").split("\n"):
-            self.parts.append(ln + "\n")
-            self.lines.append(None)
-
-    def cell_text(self, cell: int, line: int, text: str) -> None:
-        for k, ln in enumerate(text.rstrip("\n").split("\n")):
-            self.parts.append(ln + "\n")
-            self.lines.append((cell, line + k))
-
-    def program(self, has_result: bool = False) -> Program:
-        return Program("".join(self.parts), self.lines, has_result)
+def _mark(name: str | None, line: int = 0) -> str:
+    return f"{_MARK}{name}:{line}\n" if name else f"{_MARK}-\n"
 
 
-def assemble(state: RustState, cell: int, units: list[Unit], result_fn: str = "bai::__result") -> Program:
-    """The program for a cell: kept items plus this cell's, then its statements in ``main``.
+def assemble_program(decls: list[tuple[str, int, str]], body: list[tuple[str, int, str]] | None,
+                     result_fn: str = "bai::__result") -> str:
+    """A Rust program from kept items and a cell's statements.
 
-    ``state`` is not changed (the engine keeps the cell's items once they compile). The trailing
-    expression's text, when shown, goes to ``result_fn(&str)``.
+    ``decls`` and ``body`` are (source name, first line, text). Crate attributes (``#![...]``)
+    go first, under ``#![allow(unused)]``; the statements go into ``main`` (None: an empty
+    main, to check the items), the last one's trailing expression to ``result_fn(&str)`` when
+    its type is Debug. Comment lines carry the line map (:func:`line_map`).
     """
-    b = _Builder()
-    if is_whole_program(units):
-        # The cell as written (blank lines kept), so its lines are the program's.
-        for u in units:
-            while len(b.lines) < u.line - 1:
-                b.cell_text(cell, len(b.lines) + 1, "")
-            b.cell_text(cell, u.line, u.text)
-        return b.program()
-    st = state.copy()
-    st.add(cell, units)
-    b.generated("#![allow(unused)]")
-    for text in st.attrs:
-        b.generated(text)
-    for d in st.items:
-        b.cell_text(d.cell, d.unit.line, d.unit.text)
-    stmts = [u for u in units if u.kind == "stmt"]
-    b.generated("fn main() {")
+    attrs = [text.strip() for _, _, text in decls if _INNER_ATTR_RE.match(text.strip())]
+    out = [_mark(None), "#![allow(unused)]\n", *(a + "\n" for a in dict.fromkeys(attrs))]
+    for name, line, text in decls:
+        if not _INNER_ATTR_RE.match(text.strip()):
+            out += [_mark(name, line), text, "\n"]
+    out += [_mark(None), "fn main() {\n"]
     has_result = False
-    for k, u in enumerate(stmts):
-        if k == len(stmts) - 1:
-            body, tail = tail_expression(u.text)
-            if tail:
-                if body.strip():
-                    b.cell_text(cell, u.line, body)
-                tail_line = u.line + body.count("\n")
-                b.generated("let __bai_value = {")
-                b.cell_text(cell, tail_line, tail)
-                b.generated("};")
-                b.generated("if let Some(s) = (&__BaiValue(&__bai_value)).__bai_show() "
-                            f"{{ if s != \"()\" {{ {result_fn}(&s); }} }}")
-                has_result = True
-                continue
-        b.cell_text(cell, u.line, u.text)
-    b.generated("}")
+    pieces = list(body or ())
+    for k, (name, line, text) in enumerate(pieces):
+        stmts, tail = tail_expression(text) if k == len(pieces) - 1 else (text, "")
+        if stmts.strip():
+            out += [_mark(name, line), stmts, "\n"]
+        if tail:
+            tail_line = line + stmts.count("\n")
+            out += [_mark(None), "let __bai_value = {\n", _mark(name, tail_line), tail, "\n", _mark(None), "};\n",
+                    "if let Some(s) = (&__BaiValue(&__bai_value)).__bai_show() ",
+                    f"{{ if s != \"()\" {{ {result_fn}(&s); }} }}\n"]
+            has_result = True
+    out.append("}\n")
     if has_result:
-        b.generated(_RESULT_SUPPORT)
-    return b.program(has_result)
+        out.append(_RESULT_SUPPORT)
+    return "".join(out)
+
+
+def whole_program(code: str, name: str) -> str:
+    """A cell with its own main, as written (a comment first maps its lines)."""
+    return _mark(name, 1) + code + ("" if code.endswith("\n") else "\n")
+
+
+def line_map(source: str) -> list[tuple[str, int] | None]:
+    """Per program line (index 0 = line 1): (source name, line), or None for generated lines."""
+    out: list[tuple[str, int] | None] = []
+    cur: tuple[str, int] | None = None
+    for text in source.split("\n"):
+        m = _MARK_RE.match(text)
+        if m:
+            out.append(None)
+            cur = None if m.group("gen") else (m.group("name"), int(m.group("line")))
+            continue
+        out.append(cur)
+        if cur is not None:
+            cur = (cur[0], cur[1] + 1)
+    return out
 
 
 _LOCATION_RE = re.compile(r"(?P<pre>(?:-->|:::)\s*|panicked at [^\n]*?, |^|[\s(])" + re.escape(SOURCE_NAME)
                           + r":(?P<line>\d+):(?P<col>\d+)", re.M)
 
 
-def map_diagnostics(text: str, program: Program) -> str:
+def map_diagnostics(text: str, source: str) -> str:
     """rustc's messages (human format) with program locations replaced by cell locations."""
+    lines = line_map(source)
 
-    def where(line: int) -> tuple[int, int] | None:
-        return program.lines[line - 1] if 0 < line <= len(program.lines) else None
+    def where(line: int) -> tuple[str, int] | None:
+        return lines[line - 1] if 0 < line <= len(lines) else None
 
     def loc(m: re.Match[str]) -> str:
         w = where(int(m.group("line")))
         if w is None:
             return m.group(0)
-        return f"{m.group('pre')}cell[{w[0]}]:{w[1]}:{m.group('col')}"
+        return f"{m.group('pre')}{w[0]}:{w[1]}:{m.group('col')}"
 
     out = []
     in_program = False  # the last location line named the program (not a std source file)
@@ -484,7 +453,7 @@ STD_PATHS = {
 }
 
 
-def complete(code: str, cursor_pos: int, state: RustState) -> tuple[list[str], int, int]:
+def complete(code: str, cursor_pos: int, kept: list[str]) -> tuple[list[str], int, int]:
     """(matches, cursor_start, cursor_end): keywords, prelude names, macros, kept items, names
     in the cell, and members of a few std paths after ``path::``."""
     before = code[:cursor_pos]
@@ -498,9 +467,98 @@ def complete(code: str, cursor_pos: int, state: RustState) -> tuple[list[str], i
     if not prefix:
         return [], cursor_pos, cursor_pos
     names = set(KEYWORDS) | set(PRELUDE) | set(MACROS)
-    for d in state.items:
-        names.update(n for n in d.unit.names if re.fullmatch(r"\w+", n))
-        names.update(f"{n.split()[-1]}!" for n in d.unit.names if n.startswith("macro "))
+    for text in kept:
+        for u in split_cell(text):
+            names.update(n for n in u.names if re.fullmatch(r"\w+", n))
+            names.update(f"{n.split()[-1]}!" for n in u.names if n.startswith("macro "))
     names.update(re.findall(r"[A-Za-z_]\w*", skeleton(code)))
     names.discard(prefix)
     return sorted(n for n in names if n.startswith(prefix)), cursor_pos - len(prefix), cursor_pos
+
+
+# ----- the engine's view: Syntax and Language ---------------------------------------------------
+
+#: The display helper crate, built in the image (images/rust/Dockerfile).
+BAI_RLIB = "/opt/kernel/rust/libbai.rlib"
+
+
+class RustSyntax(Syntax):
+    """Cells split by :func:`split_cell`; items keyed by their names (impl blocks by header and
+    members, ``use`` by its path), crate attributes by their text."""
+
+    name = "rust"
+    keywords = frozenset(KEYWORDS)
+
+    def split(self, code: str) -> list[Item]:
+        items = []
+        for u in split_cell(code):
+            end = u.start + len(u.text)
+            if u.kind == "item" and u.names == ("main",):
+                items.append(Item("main", u.start, end))
+            elif u.kind == "attr":
+                items.append(Item("pp", u.start, end, frozenset({f"attr:{u.text.strip()}"})))
+            elif u.kind == "item":
+                keys = frozenset(f"name:{n}" for n in u.names) or frozenset({"text:" + re.sub(r"\s+", " ", u.text)})
+                items.append(Item("decl", u.start, end, keys))
+            else:
+                items.append(Item("stmt", u.start, end))
+        return items
+
+    def whole_program(self, clean: str) -> str:
+        return whole_program(clean, CURRENT)
+
+    def assemble(self, decls: list[Decl], cell: int, body: list[tuple[int, str]] | None) -> str:
+        kept = [(CURRENT if d.cell == cell else cell_name(d.cell), d.line, d.text) for d in decls]
+        return assemble_program(kept, None if body is None else [(CURRENT, line, text) for line, text in body])
+
+
+def _link_args(ldflags: tuple[str, ...]) -> list[str]:
+    """``-lm``/``-L dir`` as rustc takes them; anything else goes to the linker."""
+    out: list[str] = []
+    it = iter(ldflags)
+    for f in it:
+        if f in ("-l", "-L"):
+            out += [f, next(it, "")]
+        elif f.startswith(("-l", "-L")):
+            out += [f[:2], f[2:]]
+        else:
+            out += ["-C", f"link-arg={f}"]
+    return out
+
+
+class RustLanguage(Language):
+    """rustc (no cargo), edition 2021, linked with the bai crate; ``//% RUSTFLAGS``/``CFLAGS``
+    go to rustc, ``//% LDFLAGS`` (``-lm``, ``-L dir``, linker flags) to the link."""
+
+    def compile_argv(self, src: str, out: str | None, cflags: tuple[str, ...], ldflags: tuple[str, ...]) -> list[str]:
+        head = [self.compiler, *self.base_flags, "--extern", f"bai={BAI_RLIB}", *cflags]
+        if out is None:
+            return [*head, "--emit=metadata", "-o", "cell.rmeta", src]
+        return [*head, "-o", out, src, *_link_args(ldflags)]
+
+    def version_argv(self) -> list[str]:
+        return ["/bin/sh", "-c", f"{self.compiler} --version | cut -d' ' -f2"]
+
+    def identity_argv(self) -> list[str]:
+        return [self.compiler, "-vV"]
+
+    def diagnostics(self, text: str, source: str) -> str:
+        return map_diagnostics(text, source)
+
+    def first_error(self, text: str) -> str:
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        return next((ln for ln in lines if ln.startswith("error")), lines[0] if lines else "compilation failed")
+
+    def is_complete(self, code: str) -> tuple[str, str]:
+        status = is_complete(code)
+        return status, ("    " if status == "incomplete" else "")
+
+    def complete(self, code: str, cursor: int, session: Session, header_names: Callable[[str], set[str]]
+                 ) -> tuple[int, list[str]]:
+        matches, start, _ = complete(code, cursor, [d.text for d in session.decls])
+        return start, matches
+
+
+RUST = RustLanguage("rust", RustSyntax(), "rustc", ".rs", ("--edition", "2021", "--color", "never", "-C", "debuginfo=0"),
+                    ("RUSTFLAGS", "CFLAGS"))
+LANGUAGES["rust"] = RUST

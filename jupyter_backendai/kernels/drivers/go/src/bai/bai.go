@@ -1,89 +1,86 @@
 // SPDX-License-Identifier: LGPL-3.0-or-later
 
 // Package bai shows rich output in a Backend.AI notebook: bai.DisplaySVG(svg),
-// bai.DisplayPNG(pngBytes), bai.DisplayHTML(html), bai.Display(mime, data).
+// bai.DisplayPNG(pngBytes), bai.DisplayHTML(html), bai.Display(mime, data),
+// bai.DisplayFile(mime, path).
 //
-// A display is a framed JSON message (4-byte big-endian length + UTF-8 JSON) on the kernel
-// driver's event fd; a marker written to stdout first lets the kernel put it at its place
-// among the program's printed lines.
+// Protocol (the compile-and-run engine's): the marker ESC ] 5150;bai-display;N BEL goes to
+// stdout, in the program's own output (so the display keeps its place among printed lines),
+// then a record "BAI1 N MIME SIZE\n" and SIZE raw bytes go to the file descriptor named in
+// BACKENDAI_DISPLAY_FD. Outside the kernel the functions do nothing and return an error.
 package bai
 
 import (
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 )
 
 var (
-	mu    sync.Mutex
-	seq   int
-	event *os.File
+	mu      sync.Mutex
+	seq     int
+	channel *os.File
+	opened  bool
 )
 
-func channel() *os.File {
-	if event == nil {
-		for _, name := range []string{"BACKENDAI_DISPLAY_FD", "BACKENDAI_DRIVER_EVENT_FD"} {
-			if fd, err := strconv.Atoi(os.Getenv(name)); err == nil && fd > 2 {
-				event = os.NewFile(uintptr(fd), "backendai-events")
-				break
-			}
+// ErrNoChannel: the program does not run in a Backend.AI kernel.
+var ErrNoChannel = errors.New("bai: no display channel (not running in a Backend.AI kernel)")
+
+func displayChannel() *os.File {
+	if !opened {
+		opened = true
+		if fd, err := strconv.Atoi(os.Getenv("BACKENDAI_DISPLAY_FD")); err == nil && fd > 2 {
+			channel = os.NewFile(uintptr(fd), "backendai-display")
 		}
 	}
-	return event
+	return channel
 }
 
-// Display shows data under a MIME type; binary types (image/png, image/jpeg) are given as
-// raw bytes (a []byte or a string) and sent base64-encoded.
-func Display(mime string, data interface{}) {
-	var text string
+// Display shows data (a []byte or a string) as MIME: image/png, image/svg+xml, text/html, ...
+func Display(mime string, data interface{}) error {
+	var body []byte
 	switch v := data.(type) {
 	case []byte:
-		text = string(v)
+		body = v
 	case string:
-		text = v
+		body = []byte(v)
 	default:
-		text = fmt.Sprint(v)
+		body = []byte(fmt.Sprint(v))
 	}
-	if strings.HasPrefix(mime, "image/") && mime != "image/svg+xml" {
-		text = base64.StdEncoding.EncodeToString([]byte(text))
-	}
-	DisplayBundle(map[string]string{mime: text})
-}
-
-// DisplayBundle shows one output with several representations (MIME type -> text; binary
-// ones already base64-encoded).
-func DisplayBundle(bundle map[string]string) {
 	mu.Lock()
 	defer mu.Unlock()
-	ch := channel()
+	ch := displayChannel()
 	if ch == nil {
-		fmt.Fprintln(os.Stderr, "bai: no display channel (not running in a Backend.AI kernel)")
-		return
+		return ErrNoChannel
 	}
 	seq++
-	body, err := json.Marshal(map[string]interface{}{
-		"type": "display", "data": bundle, "metadata": map[string]interface{}{}, "sync": seq})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bai:", err)
-		return
+	if _, err := fmt.Fprintf(os.Stdout, "\x1b]5150;bai-display;%d\x07", seq); err != nil {
+		return err
 	}
-	os.Stdout.WriteString(fmt.Sprintf("\x1b]5150;bai-display;%d\x07", seq))
-	frame := make([]byte, 4+len(body))
-	binary.BigEndian.PutUint32(frame, uint32(len(body)))
-	copy(frame[4:], body)
-	ch.Write(frame)
+	record := append([]byte(fmt.Sprintf("BAI1 %d %s %d\n", seq, mime, len(body))), body...)
+	_, err := ch.Write(record)
+	return err
+}
+
+// DisplayFile shows the contents of the file at path as MIME.
+func DisplayFile(mime, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return Display(mime, data)
 }
 
 // DisplaySVG shows an SVG document.
-func DisplaySVG(svg string) { Display("image/svg+xml", svg) }
+func DisplaySVG(svg string) error { return Display("image/svg+xml", svg) }
 
 // DisplayPNG shows a PNG image given as its bytes.
-func DisplayPNG(png []byte) { Display("image/png", png) }
+func DisplayPNG(png []byte) error { return Display("image/png", png) }
 
 // DisplayHTML shows an HTML fragment.
-func DisplayHTML(html string) { Display("text/html", html) }
+func DisplayHTML(html string) error { return Display("text/html", html) }
+
+// DisplayMarkdown shows Markdown text.
+func DisplayMarkdown(md string) error { return Display("text/markdown", md) }
