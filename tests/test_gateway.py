@@ -253,8 +253,11 @@ def test_kernel_whose_client_gave_up_waiting_is_shut_down(gw: Gateway, cluster: 
     wait_until(lambda: any(k["status"] == "PENDING" for k in cluster.kernel_rows()), 30, what="the start to queue")
     assert cluster.api("DELETE", f"kernels/{filler.json()['id']}").status_code == 204
     # The queued start now runs on the freed slots, and the gateway hands that kernel back.
+    # Gone from the manager first (the gateway's shutdown deletes it there), then from the
+    # gateway's own list once that shutdown returns.
     wait_until(lambda: not cluster.kernel_rows(), 120, what="the abandoned kernel to go")
-    assert gw.api("GET", "api/kernels", alice[1]).json() == []
+    wait_until(lambda: gw.api("GET", "api/kernels", alice[1]).json() == [], 30,
+               what="the gateway to forget the abandoned kernel")
 
 
 def test_each_user_has_their_own_files(gw: Gateway, alice: tuple[str, str], bob: tuple[str, str]) -> None:
