@@ -13,7 +13,6 @@ Import the module, not the class (pytest collects every TestCase in a test modul
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import lang_support
@@ -23,6 +22,8 @@ PNG_SIZE = len(base64.b64decode(PNG_B64))
 
 
 class CompiledLanguageTests(lang_support.LanguageKernelTests):
+    timeout = 60  # a build takes longer than an eval
+
     # ----- the shared promises' snippets (lang_support) ----------------------------------------
     code_read_stdin = 'char line[80];\nif (fgets(line, sizeof line, stdin)) fputs(line, stdout);'
     code_display_between_prints = 'puts("before");\ndisplay_html("<i>x</i>");\nputs("after");'
@@ -53,43 +54,10 @@ class CompiledLanguageTests(lang_support.LanguageKernelTests):
 
     # ----- helpers --------------------------------------------------------------------------
 
-    def cell(self, code: str, timeout: float = 60) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        return super().cell(code, timeout)  # a compile takes longer than an eval
-
-    def ok(self, code: str, timeout: float = 60) -> list[dict[str, Any]]:
+    def ok(self, code: str, timeout: float | None = None) -> list[dict[str, Any]]:
         reply, out = self.cell(code, timeout)
         assert reply["content"]["status"] == "ok", (code, reply["content"], out)
         return out
-
-    def collect(self, msg_id: str) -> list[dict[str, Any]]:
-        out = []
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=20)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            out.append(msg)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return out
-
-    def interrupt_running(self, code: str) -> dict[str, Any]:
-        self.flush_channels()
-        msg_id = self.kc.execute(code)
-        # wait until the program runs (the compile may take a while on a busy machine)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            msg = self.kc.get_iopub_msg(timeout=60)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream" \
-                    and "looping" in msg["content"]["text"]:
-                break
-        time.sleep(0.3)
-        t0 = time.monotonic()
-        self.km.interrupt_kernel()
-        reply = self.kc.get_shell_msg(timeout=10)
-        elapsed = time.monotonic() - t0
-        assert reply["parent_header"]["msg_id"] == msg_id
-        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "Interrupted", reply["content"]
-        assert elapsed < 2.0, f"interrupt took {elapsed:.2f} s"
-        return reply
 
     # ----- the tests ------------------------------------------------------------------------
 
@@ -161,33 +129,21 @@ class CompiledLanguageTests(lang_support.LanguageKernelTests):
 
     def test_interrupt_keeps_declarations(self) -> None:
         self.ok(self.twice_template.replace("FACTOR", "4"))
-        self.interrupt_running('puts("looping");\nfor (;;) {}')
+        self.interrupt_running('puts("looping");\nfor (;;) {}', started="looping")
         assert self.text_of(self.ok(self.say("twice(10)"))) == "40\n"
         # a program ignoring SIGINT is killed; the declarations stay
-        self.interrupt_running('puts("looping");\n' + self.stubborn_loop)
+        self.interrupt_running('puts("looping");\n' + self.stubborn_loop, started="looping")
         assert self.text_of(self.ok(self.say("twice(11)"))) == "44\n"
 
     def test_input_request(self) -> None:
-        self.flush_channels()
-        msg_id = self.kc.execute(self.read_code, allow_stdin=True)
-        for value in ("Ada", "36"):
-            req = self.kc.get_stdin_msg(timeout=60)
-            assert req["msg_type"] == "input_request", req
-            self.kc.input(value)
-        reply = self.kc.get_shell_msg(timeout=30)
-        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok", reply["content"]
-        out = self.collect(msg_id)
+        reply, out = self.run_with_answers(self.read_code, ["Ada", "36"])
+        assert reply["content"]["status"] == "ok", reply["content"]
         assert self.text_of(out) == "name? age? hi Ada 37\n", out
 
     def test_empty_answer_is_end_of_input(self) -> None:
-        self.flush_channels()
-        msg_id = self.kc.execute(self.getchar_code, allow_stdin=True)
-        req = self.kc.get_stdin_msg(timeout=60)
-        assert req["msg_type"] == "input_request", req
-        self.kc.input("")
-        reply = self.kc.get_shell_msg(timeout=30)
+        reply, out = self.run_with_answers(self.getchar_code, [""])
         assert reply["content"]["status"] == "ok", reply["content"]
-        assert self.text_of(self.collect(msg_id)) == "got -1\n"
+        assert self.text_of(out) == "got -1\n"
 
     def test_display_png_file(self) -> None:
         out = self.ok(f'FILE *f = fopen("dot.png", "wb"); fwrite("{PNG_C_LITERAL}", 1, {PNG_SIZE}, f); fclose(f);\n'

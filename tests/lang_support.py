@@ -35,12 +35,14 @@ class LanguageKernelTests(jupyter_kernel_test.KernelTests):
     result_after: str | None
     #: prints "first", then stays busy for 1.5-2 s
     code_print_then_busy: str
+    #: seconds a cell may take (a compiled language builds first)
+    timeout: float = 30
 
     # ----- helpers --------------------------------------------------------------------------
 
-    def cell(self, code: str, timeout: float = 30) -> tuple[Reply, Messages]:
+    def cell(self, code: str, timeout: float | None = None) -> tuple[Reply, Messages]:
         self.flush_channels()
-        reply, out = self.execute_helper(code, timeout=timeout)
+        reply, out = self.execute_helper(code, timeout=timeout or self.timeout)
         return reply, out
 
     @staticmethod
@@ -57,11 +59,20 @@ class LanguageKernelTests(jupyter_kernel_test.KernelTests):
         self.kc.complete(text)
         return self.kc.get_shell_msg(timeout=10)
 
-    def interrupt_running(self, code: str) -> Reply:
-        """Start ``code``, interrupt it after 0.5 s; it must stop within the 2 s the issue allows."""
+    def interrupt_running(self, code: str, started: str | None = None) -> Reply:
+        """Start ``code`` and interrupt it once it runs (after 0.5 s, or once it has printed
+        ``started``: a build can take longer); it must stop within the 2 s the issue allows."""
         self.flush_channels()
         msg_id = self.kc.execute(code)
-        time.sleep(0.5)
+        if started is None:
+            time.sleep(0.5)
+        else:
+            while True:
+                msg = self.kc.get_iopub_msg(timeout=self.timeout)
+                if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream"
+                        and started in msg["content"]["text"]):
+                    break
+            time.sleep(0.3)
         t0 = time.monotonic()
         self.km.interrupt_kernel()
         reply = self.kc.get_shell_msg(timeout=10)
@@ -72,14 +83,17 @@ class LanguageKernelTests(jupyter_kernel_test.KernelTests):
         return reply
 
     def run_with_answers(self, code: str, answers: list[str]) -> tuple[Reply, Messages]:
-        """Run a cell that reads stdin, answering its input requests in turn."""
+        """Run a cell that reads stdin, answering its input requests in turn (their contents
+        are left in ``self.input_requests``)."""
         self.flush_channels()
         msg_id = self.kc.execute(code, allow_stdin=True)
+        self.input_requests: list[dict[str, Any]] = []
         for value in answers:
-            req = self.kc.get_stdin_msg(timeout=20)
+            req = self.kc.get_stdin_msg(timeout=self.timeout)
             assert req["msg_type"] == "input_request", req
+            self.input_requests.append(req["content"])
             self.kc.input(value)
-        reply = self.kc.get_shell_msg(timeout=20)
+        reply = self.kc.get_shell_msg(timeout=self.timeout)
         assert reply["parent_header"]["msg_id"] == msg_id, reply
         return reply, self.iopub_until_idle(msg_id)
 
@@ -98,7 +112,7 @@ class LanguageKernelTests(jupyter_kernel_test.KernelTests):
     def test_input_without_stdin_is_an_error(self) -> None:
         self.flush_channels()
         msg_id = self.kc.execute(self.code_read_stdin, allow_stdin=False)
-        reply = self.kc.get_shell_msg(timeout=20)
+        reply = self.kc.get_shell_msg(timeout=self.timeout)
         assert reply["parent_header"]["msg_id"] == msg_id
         assert reply["content"]["status"] == "error", reply["content"]
         assert reply["content"]["ename"] == "StdinNotImplementedError", reply["content"]
@@ -121,7 +135,7 @@ class LanguageKernelTests(jupyter_kernel_test.KernelTests):
         assert order == ["before", "display", "after"], order
 
     def test_runaway_output_is_capped(self) -> None:
-        reply, out = self.cell(self.code_runaway_output, timeout=60)
+        reply, out = self.cell(self.code_runaway_output, timeout=2 * self.timeout)
         assert reply["content"]["status"] == "ok", reply
         shown = self.text_of(out)
         assert 900_000 <= len(shown) <= 1_000_000, len(shown)
@@ -139,7 +153,7 @@ class LanguageKernelTests(jupyter_kernel_test.KernelTests):
         t0 = time.monotonic()
         first_at = None
         while True:
-            msg = self.kc.get_iopub_msg(timeout=10)
+            msg = self.kc.get_iopub_msg(timeout=self.timeout)
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             if msg["msg_type"] == "stream" and "first" in msg["content"]["text"] and first_at is None:
