@@ -4,10 +4,14 @@ parser), without Docker or a compiler: how cells split, what is kept, what a bui
 
 from __future__ import annotations
 
+import os
+import select
+import subprocess
+
 import pytest
 
 from jupyter_backendai.kernels.compiled.languages import LANGUAGES
-from jupyter_backendai.kernels.compiled.runner import DisplayReader
+from jupyter_backendai.kernels.compiled.runner import DisplayReader, _exited, _pidfd
 from jupyter_backendai.kernels.compiled.session import (
     CURRENT, MagicError, Session, completion_prefix, header_declaration, is_complete, name_at, parse_magics,
     tokenize)
@@ -156,3 +160,18 @@ def test_inspect_helpers() -> None:
     assert header_declaration(header, "malloc") == "extern void *malloc (size_t __size);"
     assert header_declaration(header, "abs") == "extern int abs (int __x);"
     assert header_declaration(header, "free") == ""
+
+
+def test_a_program_exit_wakes_the_runner() -> None:
+    """The runner's select wakes on the program's exit (a pidfd), not at its next poll tick."""
+    proc = subprocess.Popen(["sh", "-c", "read line"], stdin=subprocess.PIPE)
+    fd = _pidfd(proc.pid)
+    assert fd is not None, "no pidfd here: every compiled cell would wait for the poll tick"
+    try:
+        assert select.select([fd], [], [], 0)[0] == [] and not _exited(proc.pid)
+        proc.stdin.close()  # type: ignore[union-attr]
+        assert select.select([fd], [], [], 30)[0] == [fd]
+        assert _exited(proc.pid)  # and still there to be reaped
+        assert proc.wait() == 1
+    finally:
+        os.close(fd)
