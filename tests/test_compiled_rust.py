@@ -4,6 +4,8 @@ in test_lang_rust.py compile and run what this assembles)."""
 
 from __future__ import annotations
 
+import re
+
 from jupyter_backendai.kernels.compiled import rust
 from jupyter_backendai.kernels.compiled.session import Session
 
@@ -77,10 +79,27 @@ def test_program_tail_expression_and_line_map() -> None:
     assert lines[src.index("fn sq(x: i32) -> i32 { x * x }")] == ("<cell 1>", 1)
     assert lines[src.index("let a = 3;")] == ("<cell>", 1)
     assert lines[src.index("sq(a)")] == ("<cell>", 2)
-    assert lines[src.index("fn main() {")] is None
+    assert lines[src.index("fn main() { bai::__line_map(__BAI_LINES);")] is None
     assert "__bai_show()" in plan.source and "bai::__result(&s)" in plan.source
     assert [d.cell for d in s.decls] == [1]  # statements are not kept
     assert "__result" not in s.plan("let a = 3;\n").source
+
+
+def test_panic_table_agrees_with_the_line_map() -> None:
+    """The table the program's panic hook maps locations with says what line_map says."""
+    s = session()
+    s.commit(s.plan("struct P { x: i32 }\n\nfn f() -> i32 {\n    1\n}\n"))
+    source = s.plan("let v: Vec<i32> = Vec::new();\nprintln!(\"{}\", v[3]);\nv.len()\n").source
+    table = re.search(r"static __BAI_LINES: &\[\(u32, &str, u32\)\] = &\[(.*)\];\n$", source).group(1)
+    segments = [(int(a), b, int(c)) for a, b, c in re.findall(r'\((\d+), "([^"]*)", (\d+)\)', table)]
+    by_table = {}
+    for line, text in enumerate(source.split("\n"), 1):
+        seg = max((sg for sg in segments if sg[0] <= line), default=None)
+        if seg and seg[1] and not text.startswith("// @bai-line"):  # (a comment never panics)
+            by_table[line] = (seg[1], seg[2] + line - seg[0])
+    by_map = {i + 1: w for i, w in enumerate(rust.line_map(source)) if w is not None}
+    assert by_table == by_map
+    assert by_map[source.split("\n").index('println!("{}", v[3]);') + 1] == ("<cell>", 2)
 
 
 def test_whole_program_runs_alone() -> None:

@@ -120,6 +120,8 @@ class BackendAIRustKernelTests(lang_support.LanguageKernelTests):
         assert self.text_of(out) == "before\n", out
         everything = self.text_of(out, "stderr") + "\n".join(c["traceback"]) + c["evalue"]
         assert "index out of bounds" in everything, (out, c)
+        # the panic names the running cell's line, not the generated program's
+        assert re.search(r"panicked at 'index out of bounds[^\n]*', <cell>:3:\d+", self.text_of(out, "stderr")), out
 
     def test_magics(self) -> None:
         reply, out = self.cell('//% ARGS alpha "beta gamma"\nlet a: Vec<String> = std::env::args().skip(1).collect();\na')

@@ -15,6 +15,7 @@ its source gutters to the cells' own lines.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -333,7 +334,7 @@ def assemble_program(decls: list[tuple[str, int, str]], body: list[tuple[str, in
     for name, line, text in decls:
         if not _INNER_ATTR_RE.match(text.strip()):
             out += [_mark(name, line), text, "\n"]
-    out += [_mark(None), "fn main() {\n"]
+    out += [_mark(None), "fn main() { bai::__line_map(__BAI_LINES);\n"]
     has_result = False
     pieces = list(body or ())
     for k, (name, line, text) in enumerate(pieces):
@@ -349,7 +350,20 @@ def assemble_program(decls: list[tuple[str, int, str]], body: list[tuple[str, in
     out.append("}\n")
     if has_result:
         out.append(_RESULT_SUPPORT)
-    return "".join(out)
+    program = "".join(out)
+    # Last, so that it moves no line: where each piece starts, for panics (bai::__line_map).
+    return program + f"static __BAI_LINES: &[(u32, &str, u32)] = &[{_segments(program)}];\n"
+
+
+def _segments(program: str) -> str:
+    """``(program line, name, line)`` Rust tuples, one per line-map mark (see line_map)."""
+    out = []
+    for i, text in enumerate(program.split("\n")):
+        m = _MARK_RE.match(text)
+        if m:
+            name, line = ("", 0) if m.group("gen") else (m.group("name"), int(m.group("line")))
+            out.append(f"({i + 2}, {json.dumps(name, ensure_ascii=False)}, {line})")
+    return ", ".join(out)
 
 
 def whole_program(code: str, name: str) -> str:
