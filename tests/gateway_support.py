@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field

@@ -59,13 +59,13 @@ class LanguageKernelTests(jupyter_kernel_test.KernelTests):
         self.kc.complete(text)
         return self.kc.get_shell_msg(timeout=10)
 
-    def interrupt_running(self, code: str, started: str | None = None) -> Reply:
-        """Start ``code`` and interrupt it once it runs (after 0.5 s, or once it has printed
+    def interrupt_running(self, code: str, started: str | None = None, after: float = 0.5) -> Reply:
+        """Start ``code`` and interrupt it once it runs (``after`` seconds, or once it has printed
         ``started``: a build can take longer); it must stop within the 2 s the issue allows."""
         self.flush_channels()
         msg_id = self.kc.execute(code)
         if started is None:
-            time.sleep(0.5)
+            time.sleep(after)
         else:
             while True:
                 msg = self.kc.get_iopub_msg(timeout=self.timeout)

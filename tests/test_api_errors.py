@@ -9,7 +9,6 @@ failed start that kept a port (or a container) would make the next real start fa
 from __future__ import annotations
 
 import json
-import os
 import socket
 from pathlib import Path
 from typing import Any, Iterator

@@ -8,8 +8,7 @@ per-cell output cap.
 
 from __future__ import annotations
 
-import time
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -102,45 +101,22 @@ class BackendAIJavaKernelTests(lang_support.LanguageKernelTests):
     def test_interrupt_keeps_state(self) -> None:
         self.cell('String kept = "still here";')
         for loop in ("while (true) { }", "Thread.sleep(60_000)"):
-            self.flush_channels()
-            msg_id = self.kc.execute(loop)
-            time.sleep(1.0)
-            t0 = time.monotonic()
-            self.km.interrupt_kernel()
-            reply = self.kc.get_shell_msg(timeout=10)
-            elapsed = time.monotonic() - t0
-            assert reply["parent_header"]["msg_id"] == msg_id
-            assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "Interrupted", reply["content"]
-            assert elapsed < 2.0, f"interrupt of {loop!r} took {elapsed:.2f} s: {reply['content']}"
+            self.interrupt_running(loop, after=1.0)
             _, out = self.cell("kept")
             assert self.result_of(out) == '"still here"', out
 
-    def _answer(self, code: str, answers: list[str], prompt: str) -> list[dict[str, Any]]:
-        self.flush_channels()
-        msg_id = self.kc.execute(code, allow_stdin=True)
-        for a in answers:
-            req = self.kc.get_stdin_msg(timeout=20)
-            assert req["msg_type"] == "input_request" and req["content"]["prompt"] == prompt, req
-            self.kc.input(a)
-        reply = self.kc.get_shell_msg(timeout=20)
-        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok", reply["content"]
-        out = []
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=10)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            out.append(msg)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-        return out
-
     def test_input_request(self) -> None:
-        out = self._answer('String answer = input("name? ");\nSystem.out.println("hi " + answer);', ["Ada"], "name? ")
+        reply, out = self.run_with_answers('String answer = input("name? ");\nSystem.out.println("hi " + answer);',
+                                           ["Ada"])
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert [r["prompt"] for r in self.input_requests] == ["name? "], self.input_requests
         assert "hi Ada" in self.text_of(out), out
 
     def test_system_in_reads_are_input_requests(self) -> None:
         code = ("var sc = new Scanner(System.in);\nint a = sc.nextInt();\nint b = sc.nextInt();\n"
                 "System.out.println(a + b);")
         self.cell("import java.util.Scanner;")
-        out = self._answer(code, ["40", "2"], "")
+        reply, out = self.run_with_answers(code, ["40", "2"])
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert [r["prompt"] for r in self.input_requests] == ["", ""], self.input_requests
         assert "42" in self.text_of(out), out

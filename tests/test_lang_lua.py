@@ -116,23 +116,10 @@ class BackendAILuaKernelTests(lang_support.LanguageKernelTests):
         assert self.result_of(out) == '"still here"', out
 
     def test_input_request(self) -> None:
-        self.flush_channels()
-        msg_id = self.kc.execute("local answer = input('name? ')\nio.write('age? ')\nlocal age = io.read('n')\n"
-                                 "print('hi ' .. answer .. ' ' .. age + 1)", allow_stdin=True)
-        for prompt, value in (("name? ", "Ada"), ("", "36")):
-            req = self.kc.get_stdin_msg(timeout=20)
-            assert req["msg_type"] == "input_request" and req["content"]["prompt"] == prompt, req
-            self.kc.input(value)
-        reply = self.kc.get_shell_msg(timeout=20)
-        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok", reply["content"]
-        out = []
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=10)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            out.append(msg)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
+        reply, out = self.run_with_answers("local answer = input('name? ')\nio.write('age? ')\nlocal age = io.read('n')\n"
+                                           "print('hi ' .. answer .. ' ' .. age + 1)", ["Ada", "36"])
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert [r["prompt"] for r in self.input_requests] == ["name? ", ""], self.input_requests
         assert "hi Ada 37" in self.text_of(out), out
 
     def test_stdin_loop_ends_at_an_empty_answer(self) -> None:

@@ -10,7 +10,7 @@ there is no execute_result.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -86,16 +86,7 @@ class BackendAIOctaveKernelTests(lang_support.LanguageKernelTests):
     def test_interrupt_keeps_state(self) -> None:
         self.cell("kept = 'still here';")
         for loop in ("while true\nend", "pause(60)", "x = 0;\nwhile true\n  x = x + 1;\nend"):
-            self.flush_channels()
-            msg_id = self.kc.execute(loop)
-            time.sleep(1.0)
-            t0 = time.monotonic()
-            self.km.interrupt_kernel()
-            reply = self.kc.get_shell_msg(timeout=10)
-            elapsed = time.monotonic() - t0
-            assert reply["parent_header"]["msg_id"] == msg_id
-            assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "Interrupted", reply["content"]
-            assert elapsed < 2.0, f"interrupt of {loop!r} took {elapsed:.2f} s: {reply['content']}"
+            self.interrupt_running(loop, after=1.0)
             _, out = self.cell("disp(kept)")
             assert self.text_of(out) == "still here\n", out
 
@@ -117,29 +108,14 @@ class BackendAIOctaveKernelTests(lang_support.LanguageKernelTests):
         shown = [m["content"]["data"] for m in out if m["msg_type"] == "display_data"]
         assert len(shown) == 1 and shown[0]["image/png"].startswith("iVBORw0KGgo"), out
 
-    def _answer(self, code: str, answers: list[str], prompt: str) -> list[dict[str, Any]]:
-        self.flush_channels()
-        msg_id = self.kc.execute(code, allow_stdin=True)
-        for a in answers:
-            req = self.kc.get_stdin_msg(timeout=20)
-            assert req["msg_type"] == "input_request" and req["content"]["prompt"] == prompt, req
-            self.kc.input(a)
-        reply = self.kc.get_shell_msg(timeout=20)
-        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok", reply["content"]
-        out = []
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=10)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            out.append(msg)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-        return out
-
     def test_input_request(self) -> None:
-        out = self._answer('answer = input("name? ", "s");\nprintf("hi %s\\n", answer);', ["Ada"], "name? ")
+        reply, out = self.run_with_answers('answer = input("name? ", "s");\nprintf("hi %s\\n", answer);', ["Ada"])
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert [r["prompt"] for r in self.input_requests] == ["name? "], self.input_requests
         assert "hi Ada" in self.text_of(out), out
 
     def test_input_evaluates_without_s(self) -> None:
-        out = self._answer('n = input("n? ");\nprintf("%d\\n", n + 1);', ["40 + 1"], "n? ")
+        reply, out = self.run_with_answers('n = input("n? ");\nprintf("%d\\n", n + 1);', ["40 + 1"])
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert [r["prompt"] for r in self.input_requests] == ["n? "], self.input_requests
         assert "42" in self.text_of(out), out

@@ -10,7 +10,7 @@ the per-cell output cap.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -71,26 +71,6 @@ class BackendAIRKernelTests(lang_support.LanguageKernelTests):
     code_after, result_after = "'after'", '[1] "after"'
     code_print_then_busy = "cat('first\\n')\nSys.sleep(1.5)"
 
-    def run_with_answers(self, code: str, answers: list[tuple[str, str]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Run a cell that reads stdin, checking each prompt and answering it."""
-        self.flush_channels()
-        msg_id = self.kc.execute(code, allow_stdin=True)
-        for prompt, value in answers:
-            req = self.kc.get_stdin_msg(timeout=20)
-            assert req["msg_type"] == "input_request" and req["content"]["prompt"] == prompt, req
-            self.kc.input(value)
-        reply = self.kc.get_shell_msg(timeout=20)
-        assert reply["parent_header"]["msg_id"] == msg_id, reply
-        out = []
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=10)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            out.append(msg)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-        return reply, out
-
     # ----- beyond conformance ---------------------------------------------------------------
 
     def test_state_across_cells(self) -> None:
@@ -150,9 +130,9 @@ class BackendAIRKernelTests(lang_support.LanguageKernelTests):
 
     def test_input_request(self) -> None:
         reply, out = self.run_with_answers(
-            "name <- readline('name? ')\nage <- as.integer(readline())\ncat('hi', name, age + 1, '\\n')",
-            [("name? ", "Ada"), ("", "36")])
+            "name <- readline('name? ')\nage <- as.integer(readline())\ncat('hi', name, age + 1, '\\n')", ["Ada", "36"])
         assert reply["content"]["status"] == "ok", reply["content"]
+        assert [r["prompt"] for r in self.input_requests] == ["name? ", ""], self.input_requests
         assert "hi Ada 37" in self.text_of(out), out
 
     def test_base_graphics_become_svg(self) -> None:

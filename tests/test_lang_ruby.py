@@ -112,12 +112,5 @@ class BackendAIRubyKernelTests(lang_support.LanguageKernelTests):
         reply, out = self.run_with_answers("name = input('name? ')\nprint 'age? '\nage = gets.to_i\n"
                                            "puts \"hi #{name} #{age + 1}\"", ["Ada", "36"])
         assert reply["content"]["status"] == "ok", reply["content"]
+        assert self.input_requests[0]["prompt"] == "name? ", self.input_requests
         assert "hi Ada 37" in self.text_of(out), out
-
-    def test_input_prompt(self) -> None:
-        self.flush_channels()
-        self.kc.execute("input('name? ')", allow_stdin=True)
-        req = self.kc.get_stdin_msg(timeout=20)
-        assert req["content"]["prompt"] == "name? ", req
-        self.kc.input("x")
-        assert self.kc.get_shell_msg(timeout=20)["content"]["status"] == "ok"

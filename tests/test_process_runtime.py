@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook

@@ -11,7 +11,6 @@ import fnmatch
 import logging
 import os
 import secrets
-import shutil
 import socket
 import uuid
 from pathlib import Path

@@ -15,7 +15,6 @@ from traitlets.config import LoggingConfigurable
 
 from .. import names
 from ..rpc import CurveKeys, RpcError, RpcServer
-from . import metrics
 from .agents import AgentRegistry
 from .api import make_app
 from .auth import authenticate, hash_token, issue_token
