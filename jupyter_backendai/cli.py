@@ -207,7 +207,8 @@ class ImagesBuildApp(_Base):
         except ImageBuildError as e:
             fail(str(e))
         for r in tags:
-            console.print(f"built {r.tag} ({r.cached_steps}/{r.steps} steps cached)", highlight=False)
+            state = "up to date" if r.rebuilt_steps == 0 else f"{r.rebuilt_steps} of {r.steps} steps rebuilt"
+            console.print(f"built {r.tag} ({state})", highlight=False)
 
 
 class ImagesApp(_Base):
