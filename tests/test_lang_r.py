@@ -135,6 +135,18 @@ class BackendAIRKernelTests(lang_support.LanguageKernelTests):
         assert [r["prompt"] for r in self.input_requests] == ["name? ", ""], self.input_requests
         assert "hi Ada 37" in self.text_of(out), out
 
+    def test_reads_of_stdin_ask_too(self) -> None:
+        """readLines(stdin()) and scan() ask the frontend line by line; an empty answer ends the input."""
+        reply, out = self.run_with_answers(
+            "x <- readLines(stdin(), n = 2)\ny <- scan(n = 1)\nz <- scan(what = '', quiet = TRUE)\n"
+            "cat(x, y + 1, z, sep = '|')", ["a", "b", "41", "p q", "r", ""])
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert self.text_of(out) == "a|b|42|p|q|r", out
+        assert "Read 1 item" in self.text_of(out, "stderr"), out  # scan's own report, once per call
+        # files and text are read as before
+        _, out = self.cell("f <- tempfile(); writeLines(c('p', 'q'), f); c(readLines(f), scan(text = '1 2', quiet = TRUE))")
+        assert self.result_of(out) == '[1] "p" "q" "1" "2"', out
+
     def test_base_graphics_become_svg(self) -> None:
         reply, out = self.cell("cat('plotting\\n')\nplot(1:10, main = 'ten points')\nhist(rnorm(50))")
         assert reply["content"]["status"] == "ok", reply

@@ -91,11 +91,48 @@ local({
     }
     as.character(reply$value)
   }
-  # Replaced in base too, so that code calling base::readline or packages using it ask as well.
+  # Reads of the process's stdin ask the frontend as well: readLines(stdin()), readLines("stdin"),
+  # scan() of the console or of stdin. Each line is one input_request; an empty answer is end
+  # of input (as Ctrl-D at a terminal).
+  reads_stdin <- function(con, console_too) {
+    if (is.character(con)) return(identical(con, "stdin") || (console_too && identical(con, "")))
+    inherits(con, "connection") && identical(summary(con)$description, "stdin")
+  }
+  ask_lines <- function(enough) {
+    got <- character()
+    while (!enough(got)) {
+      line <- helpers$readline("")
+      if (!nzchar(line)) break
+      got <- c(got, line)
+    }
+    got
+  }
+  base_readLines <- base::readLines
+  helpers$readLines <- function(con = stdin(), n = -1L, ...) {
+    if (!.bai$running || !reads_stdin(con, FALSE)) return(base_readLines(con, n, ...))
+    n <- as.integer(n)
+    ask_lines(function(got) n >= 0L && length(got) >= n)
+  }
+  base_scan <- base::scan
+  helpers$scan <- function(...) {
+    # the caller's arguments by base::scan's names (positional ones too)
+    args <- as.list(match.call(base_scan, as.call(c(list(quote(scan)), list(...)))))[-1]
+    file <- if (is.null(args$file)) "" else args$file
+    if (!is.null(args$text) || !.bai$running || !reads_stdin(file, TRUE)) return(base_scan(...))
+    args$file <- NULL
+    what <- if (is.null(args$what)) double() else args$what
+    limit <- if (!is.null(args$n)) args$n else if (!is.null(args$nmax)) args$nmax * max(1L, length(what)) else -1L
+    parse <- function(lines, quiet) do.call(base_scan, modifyList(args, list(text = lines, quiet = quiet)))
+    lines <- ask_lines(function(got) limit > 0L && length(got) > 0L && length(unlist(parse(got, TRUE))) >= limit)
+    parse(lines, isTRUE(args$quiet))
+  }
+  # Replaced in base too, so that code calling base::readline or packages using them ask as well.
   base_env <- baseenv()
-  unlockBinding("readline", base_env)
-  assign("readline", helpers$readline, envir = base_env)
-  lockBinding("readline", base_env)
+  for (name in c("readline", "readLines", "scan")) {
+    unlockBinding(name, base_env)
+    assign(name, helpers[[name]], envir = base_env)
+    lockBinding(name, base_env)
+  }
 
   # R ignores SIGINT while system()/system2() wait; r_launch.py counts the interrupts on a pipe.
   fd <- Sys.getenv("BACKENDAI_R_INTERRUPT_FD")
