@@ -127,6 +127,33 @@ def test_legacy_json_websocket(gw: Gateway, alice: tuple[str, str], no_leaks: No
 
 
 
+def test_input_over_the_websocket(gw: Gateway, alice: tuple[str, str], no_leaks: None) -> None:
+    """input() reaches the websocket's client as an input_request and its answer gets back (the
+    kernel sends it to the shell request's ZMQ identity, which the connection's stdin shares)."""
+    token = alice[1]
+    kid = start_kernel(gw, token)["id"]
+    ks = KernelSocket(gw, kid, token)
+    msg_id = ks.send("shell", "execute_request", {"code": "name = input('name? ')\nprint('hi', name)",
+                                                  "silent": False, "store_history": True, "user_expressions": {},
+                                                  "allow_stdin": True, "stop_on_error": True})
+    while (m := ks.recv(60))["channel"] != "stdin":
+        pass
+    assert m["msg_type"] == "input_request" and m["content"]["prompt"] == "name? ", m
+    ks.send("stdin", "input_reply", {"value": "Ada"})
+    reply, out = None, []
+    while not (reply and out and out[-1]["msg_type"] == "status" and out[-1]["content"]["execution_state"] == "idle"):
+        m = ks.recv(60)
+        if m["parent_header"].get("msg_id") != msg_id:
+            continue
+        if m["channel"] == "shell":
+            reply = m
+        elif m["channel"] == "iopub":
+            out.append(m)
+    assert reply["content"]["status"] == "ok" and stdout_of(out) == "hi Ada\n", (reply["content"], out)
+    ks.close()
+    shutdown(gw, token, kid)
+
+
 def test_binary_buffers_round_trip_byte_exact(gw: Gateway, alice: tuple[str, str], no_leaks: None) -> None:
     token = alice[1]
     kid = start_kernel(gw, token)["id"]

@@ -9,15 +9,40 @@ ROUTER could send the successor's shell replies to it, so the client never hears
 kernel_info_reply and waits forever. `jupyter lab --gateway-url` leaves exactly such a
 connection behind when the browser reconnects at once, as it does for a new notebook (it
 cancels its connect future but not the connection). Such a connection closes instead.
+
+Each connection's ZMQ sockets also get an identity of their own (the session id and a random
+suffix) instead of the bare session id. With one identity per session, a connection replaced
+after it opened keeps it until its client acknowledges the close, and the kernel's ROUTER
+(router_handover) hands the identity to whichever socket reconnected last: the two connections'
+DEALERs take it from each other, and the surviving one misses its replies.
 """
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
+
 from .handlers import NoDelayKernelWebsocketHandler
+
+
+class OwnIdentityConnection(ZMQChannelsWebsocketConnection):  # type: ignore[misc]
+    def create_stream(self) -> None:
+        # shell and stdin share it: the kernel sends input_request to the shell request's sender
+        identity = f"{self.session.session}/{uuid.uuid4().hex[:12]}".encode()
+        for channel in ("iopub", "shell", "control", "stdin"):
+            stream = getattr(self.kernel_manager, "connect_" + channel)(identity=identity)
+            stream.channel = channel
+            self.channels[channel] = stream
 
 
 class OneSessionKernelWebsocketHandler(NoDelayKernelWebsocketHandler):
     _replaced = False
+
+    @property
+    def kernel_websocket_connection_class(self) -> Any:
+        return OwnIdentityConnection
 
     async def open(self, kernel_id: str) -> None:  # type: ignore[override]
         conn = self.connection
