@@ -169,15 +169,21 @@ class KernelSocket:
 
     def execute(self, code: str, timeout: float = 60) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """(execute_reply, iopub messages of that request up to idle)."""
-        msg_id = self.send("shell", "execute_request", {"code": code, "silent": False, "store_history": True,
-                                                         "user_expressions": {}, "allow_stdin": False,
-                                                         "stop_on_error": True})
+        return self.outputs(self.execute_request(code), timeout)
+
+    def execute_request(self, code: str, allow_stdin: bool = False) -> str:
+        return self.send("shell", "execute_request", {"code": code, "silent": False, "store_history": True,
+                                                      "user_expressions": {}, "allow_stdin": allow_stdin,
+                                                      "stop_on_error": True})
+
+    def outputs(self, msg_id: str, timeout: float = 60) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(the reply to msg_id, its iopub messages up to idle); other messages are skipped."""
         reply, out, idle = None, [], False
         deadline = time.monotonic() + timeout
         while not (reply and idle):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no reply to {code!r} within {timeout} s (got {out})")
+                raise AssertionError(f"no reply to {msg_id} within {timeout} s (got {out})")
             m = self.recv(left)
             if m["parent_header"].get("msg_id") != msg_id:
                 continue

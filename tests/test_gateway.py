@@ -133,22 +133,12 @@ def test_input_over_the_websocket(gw: Gateway, alice: tuple[str, str], no_leaks:
     token = alice[1]
     kid = start_kernel(gw, token)["id"]
     ks = KernelSocket(gw, kid, token)
-    msg_id = ks.send("shell", "execute_request", {"code": "name = input('name? ')\nprint('hi', name)",
-                                                  "silent": False, "store_history": True, "user_expressions": {},
-                                                  "allow_stdin": True, "stop_on_error": True})
+    msg_id = ks.execute_request("name = input('name? ')\nprint('hi', name)", allow_stdin=True)
     while (m := ks.recv(60))["channel"] != "stdin":
         pass
     assert m["msg_type"] == "input_request" and m["content"]["prompt"] == "name? ", m
     ks.send("stdin", "input_reply", {"value": "Ada"})
-    reply, out = None, []
-    while not (reply and out and out[-1]["msg_type"] == "status" and out[-1]["content"]["execution_state"] == "idle"):
-        m = ks.recv(60)
-        if m["parent_header"].get("msg_id") != msg_id:
-            continue
-        if m["channel"] == "shell":
-            reply = m
-        elif m["channel"] == "iopub":
-            out.append(m)
+    reply, out = ks.outputs(msg_id)
     assert reply["content"]["status"] == "ok" and stdout_of(out) == "hi Ada\n", (reply["content"], out)
     ks.close()
     shutdown(gw, token, kid)

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import KernelProvisionerFactory
 
@@ -24,8 +25,23 @@ KERNEL = "backendai-python"
 
 # ----- helpers -----------------------------------------------------------------------------
 
+_started: list[AsyncKernelManager] = []
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _no_kernel_outlives_its_test() -> Any:
+    """A failed test still shuts its kernels down: left running, they would hold the cluster's
+    slots and every later test would queue behind them."""
+    _started.clear()
+    yield
+    for km in _started:
+        if await km.is_alive():
+            await km.shutdown_kernel(now=True)
+
+
 async def start(cluster: Cluster) -> tuple[AsyncKernelManager, Any]:
     km = AsyncKernelManager(kernel_name=KERNEL)
+    _started.append(km)
     await km.start_kernel()
     kc = km.client()
     kc.start_channels()
@@ -95,9 +111,17 @@ async def stop(km: AsyncKernelManager, kc: Any, **kwargs: Any) -> None:
     await km.shutdown_kernel(**kwargs)
 
 
-def assert_interrupted(reply: dict[str, Any]) -> None:
+async def interrupted(kc: Any, msg_id: str, timeout: float) -> None:
+    """The cell of msg_id was interrupted (its reply came within timeout) and the kernel is idle
+    again: ipykernel aborts what reaches it before then (stop_on_error), as any client sees."""
+    reply = await reply_to(kc, msg_id, timeout)
     assert reply["content"]["status"] == "error", reply["content"]
     assert reply["content"]["ename"] == "KeyboardInterrupt", reply["content"]
+    while True:
+        msg = await kc.get_iopub_msg(timeout=30)
+        if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"):
+            return
 
 
 # ----- tests -------------------------------------------------------------------------------
@@ -110,7 +134,7 @@ async def test_interrupt_message(cluster: Cluster) -> None:
     msg_id = kc.execute(SLEEP)
     await started(kc, msg_id)
     await km.interrupt_kernel()          # interrupt_request on the control channel
-    assert_interrupted(await reply_to(kc, msg_id, timeout=2))   # within 2 s
+    await interrupted(kc, msg_id, timeout=2)   # within 2 s
     assert await value(kc, "x") == "1"
     await stop(km, kc)
     assert_no_leaks(cluster, traces)
@@ -124,7 +148,7 @@ async def test_interrupt_signal(cluster: Cluster) -> None:
     await started(kc, msg_id)
     # The fallback path: REST to the manager, RPC to the agent, docker kill -s INT, tini -g.
     await km.provisioner.send_signal(signal.SIGINT)  # type: ignore[union-attr]
-    assert_interrupted(await reply_to(kc, msg_id, timeout=30))
+    await interrupted(kc, msg_id, timeout=30)
     assert await value(kc, "x") == "1"
     # The kernel survived the signal and still works.
     assert await value(kc, "x + 41") == "42"
@@ -218,6 +242,7 @@ async def test_reattach_with_provisioner_info(cluster: Cluster) -> None:
     del km1, kc1
 
     km2 = AsyncKernelManager(kernel_name=KERNEL, kernel_id=kernel_id)
+    _started.append(km2)
     km2.provisioner = KernelProvisionerFactory.instance(parent=km2).create_provisioner_instance(
         kernel_id, km2.kernel_spec, parent=km2)
     await km2.provisioner.load_provisioner_info(info)
@@ -233,6 +258,6 @@ async def test_reattach_with_provisioner_info(cluster: Cluster) -> None:
     msg_id = kc2.execute(SLEEP)
     await started(kc2, msg_id)
     await km2.interrupt_kernel()
-    assert_interrupted(await reply_to(kc2, msg_id, timeout=2))
+    await interrupted(kc2, msg_id, timeout=2)
     await stop(km2, kc2)
     assert_no_leaks(cluster, traces)
