@@ -1,20 +1,17 @@
 # SPDX-License-Identifier: LGPL-3.0-or-later
-"""The kernel websocket of the gateway: TCP_NODELAY (see handlers) and one connection per session.
+"""The kernel websocket of the gateway: TCP_NODELAY (see handlers), ZMQ identities of its own,
+and one connection per client session.
 
-A newer connection of the same client session can arrive while the previous one is still
-being prepared (waiting for kernel info). jupyter_server then "replaces the stale connection"
-by closing the old handler, which does nothing before it is open: the old one would go on to
-open ZMQ sockets under the same identity (the session id) as its successor, and the kernel's
-ROUTER could send the successor's shell replies to it, so the client never hears its
-kernel_info_reply and waits forever. `jupyter lab --gateway-url` leaves exactly such a
-connection behind when the browser reconnects at once, as it does for a new notebook (it
-cancels its connect future but not the connection). Such a connection closes instead.
+jupyter_server gives every connection of a client session the session id as ZMQ identity. Two
+connections of one session then share it (a replaced one keeps its sockets until its client
+acknowledges the close, or opens them late when it was replaced while still being prepared),
+and the kernel's ROUTER (router_handover) hands the identity to whichever socket connected
+last: the survivor misses its replies and waits forever for kernel_info_reply. So each
+connection gets an identity of its own (the session id and a random suffix).
 
-Each connection's ZMQ sockets also get an identity of their own (the session id and a random
-suffix) instead of the bare session id. With one identity per session, a connection replaced
-after it opened keeps it until its client acknowledges the close, and the kernel's ROUTER
-(router_handover) hands the identity to whichever socket reconnected last: the two connections'
-DEALERs take it from each other, and the surviving one misses its replies.
+A connection replaced before it opened is closed rather than opened: `jupyter lab
+--gateway-url` leaves one behind when the browser reconnects at once, as it does for a new
+notebook (it cancels its connect future but not the connection), and nobody would read it.
 """
 
 from __future__ import annotations
