@@ -369,12 +369,15 @@ def _port_held(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def assert_no_leaks(cluster: Cluster, traces: Any = ()) -> None:
+def assert_no_leaks(cluster: Cluster, traces: Any = (), wait: float = 0.0) -> None:
     """No kernel row, no (non-pool) kernel container, and nothing of the traced kernels left:
-    their containers are gone and none of their host ports is published or held."""
+    their containers are gone and none of their host ports is published or held. ``wait``:
+    seconds the rows may take to go (a shutdown that returns before the manager forgets)."""
     import docker
 
-    rows = cluster.kernel_rows()
+    deadline = time.monotonic() + wait
+    while (rows := cluster.kernel_rows()) and time.monotonic() < deadline:
+        time.sleep(0.2)
     if rows:
         # Reported once, here: deleted before the failure, so that the next tests on this
         # shared cluster do not queue behind a leaked kernel and fail for it too.

@@ -72,8 +72,7 @@ def test_idle_kernels_are_culled_by_what_the_agent_sees_on_iopub(cluster: Cluste
         kc.stop_channels()
     assert cluster.api("GET", f"kernels/{kept['id']}", keeper_token).json()["status"] == "RUNNING"
     assert cluster.api("DELETE", f"kernels/{kept['id']}", keeper_token).status_code == 204
-    wait_until(lambda: not cluster.kernel_rows(), 60, what="kernel rows to go")
-    assert_no_leaks(cluster)
+    assert_no_leaks(cluster, wait=60)
 
 
 def test_idle_timeout_policy_api(cluster: Cluster) -> None:

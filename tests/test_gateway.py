@@ -37,11 +37,10 @@ def bob(cluster: Cluster) -> tuple[str, str]:
 
 
 @pytest.fixture
-def no_leaks(cluster: Cluster, gw: Gateway) -> Iterator[None]:
+def no_leaks(cluster: Cluster) -> Iterator[None]:
     yield
     # Kernels a test started and shut down are gone from the gateway, the manager and Docker.
-    wait_until(lambda: not cluster.kernel_rows(), 60, what="kernel rows to go")
-    assert_no_leaks(cluster)
+    assert_no_leaks(cluster, wait=60)
 
 
 def start_kernel(gw: Gateway, token: str, name: str = "backendai-python", **body: object) -> dict:
@@ -211,7 +210,8 @@ def test_users_see_only_their_own_kernels(gw: Gateway, alice: tuple[str, str], b
 
 # ----- restart without loss ---------------------------------------------------------------
 
-def test_gateway_restart_keeps_kernels_and_their_state(cluster: Cluster, tmp_path: Path, alice: tuple[str, str]) -> None:
+def test_gateway_restart_keeps_kernels_and_their_state(cluster: Cluster, tmp_path: Path, alice: tuple[str, str],
+                                                       no_leaks: None) -> None:
     token = alice[1]
     g = Gateway(cluster, tmp_path / "gw").start()
     try:
@@ -240,8 +240,6 @@ def test_gateway_restart_keeps_kernels_and_their_state(cluster: Cluster, tmp_pat
         shutdown(g, token, kid)
     finally:
         g.stop()
-    wait_until(lambda: not cluster.kernel_rows(), 60, what="kernel rows to go")
-    assert_no_leaks(cluster)
 
 
 def test_token_in_path_for_headerless_clients(gw: Gateway, alice: tuple[str, str], no_leaks: None) -> None:

@@ -120,8 +120,7 @@ def test_rest_kernels_sessions_kernelspecs(jp_fetch: Any, jp_asyncio_loop: Any, 
         assert json.loads((await jp_fetch("api", "kernels", headers=alice)).body) == []
 
     run(jp_asyncio_loop, body())
-    wait_until(lambda: not cluster.kernel_rows(), 60, what="kernel rows to go")
-    assert_no_leaks(cluster)
+    assert_no_leaks(cluster, wait=60)
 
 
 @pytest.mark.parametrize("protocol", [V1, None], ids=["v1", "legacy"])
@@ -155,5 +154,4 @@ def test_websocket_protocols_and_binary_buffers(protocol: str | None, jp_fetch: 
         assert (await jp_fetch("api", "kernels", kid, method="DELETE", headers=alice)).code == 204
 
     run(jp_asyncio_loop, body())
-    wait_until(lambda: not cluster.kernel_rows(), 60, what="kernel rows to go")
-    assert_no_leaks(cluster)
+    assert_no_leaks(cluster, wait=60)

@@ -77,5 +77,4 @@ def test_jupyterlab_services_session_lifecycle(gw: Gateway, cluster: Cluster) ->
     assert res["kernelsAfter"] == [] and res["sessionsAfter"] == []
     assert not [k for k in cluster.api("GET", "kernels", params={"all": "1"}).json()["kernels"]
                 if k["tags"].get("jupyter.kernel_id") == kid]
-    wait_until(lambda: not cluster.kernel_rows(), 60, what="kernel rows to go")
-    assert_no_leaks(cluster)
+    assert_no_leaks(cluster, wait=60)

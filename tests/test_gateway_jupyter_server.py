@@ -77,9 +77,8 @@ def test_nbclient_through_gateway_kernel_manager(gw: Gateway, cluster: Cluster, 
     assert proc.returncode == 0, proc.stderr[-3000:]
     check_outputs(json.loads(proc.stdout.strip().splitlines()[-1]))
     # nbclient shut its kernel down at the end of execute(): nothing is left.
-    wait_until(lambda: not cluster.kernel_rows(), 60, what="kernel rows to go")
-    assert gw.api("GET", "api/kernels", token).json() == []
-    assert_no_leaks(cluster)
+    assert_no_leaks(cluster, wait=60)
+    wait_until(lambda: gw.api("GET", "api/kernels", token).json() == [], 30, what="the gateway's list to empty")
 
 
 def test_notebook_through_jupyter_server_gateway_url(gw: Gateway, cluster: Cluster, tmp_path: Path) -> None:
@@ -119,8 +118,7 @@ def test_notebook_through_jupyter_server_gateway_url(gw: Gateway, cluster: Clust
     finally:
         server.terminate()
         server.wait(30)
-    wait_until(lambda: not cluster.kernel_rows(), 60, what="kernel rows to go")
-    assert_no_leaks(cluster)
+    assert_no_leaks(cluster, wait=60)
 
 
 def _answers(url: str) -> bool:

@@ -140,8 +140,7 @@ def test_jupyterlab_in_chromium_runs_a_cell_on_backendai(gw: Gateway, cluster: C
         # Shut down from the Kernel menu: gone from JupyterLab, the gateway and the manager.
         assert lab.api("GET", "api/kernels").json() == []
         assert gw.api("GET", "api/kernels", token).json() == []
-        wait_until(lambda: not cluster.kernel_rows(), 60, what="kernel rows to go")
-        assert_no_leaks(cluster)
+        assert_no_leaks(cluster, wait=60)
     finally:
         if ui.poll() is None:
             ui.kill()

@@ -69,8 +69,7 @@ def test_a_connection_replaced_before_it_opened_gives_way(gw: Gateway, cluster: 
         check_replacements(gw, kid, token)
     finally:
         assert gw.api("DELETE", f"api/kernels/{kid}", token).status_code == 204
-    wait_until(lambda: not cluster.kernel_rows(), 60, what="kernel rows to go")
-    assert_no_leaks(cluster)
+    assert_no_leaks(cluster, wait=60)
 
 
 def check_replacements(gw: Gateway, kid: str, token: str) -> None:
