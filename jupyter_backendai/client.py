@@ -148,8 +148,8 @@ class ManagerClient:
     async def get_kernel(self, kid: str, wait: float | None = None) -> dict[str, Any]:
         return await self.request("GET", f"kernels/{kid}", wait=wait)
 
-    async def delete_kernel(self, kid: str) -> None:
-        await self.request("DELETE", f"kernels/{kid}")
+    async def delete_kernel(self, kid: str, grace: float = 0.0) -> None:
+        await self.request("DELETE", f"kernels/{kid}", grace=grace or None)
 
     async def signal_kernel(self, kid: str, signum: int) -> None:
         await self.request("POST", f"kernels/{kid}/signal", {"signal": signum})

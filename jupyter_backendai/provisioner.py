@@ -10,6 +10,7 @@ Lifecycle, as the KernelManager calls it:
   launch_kernel-> POST /kernels, wait until RUNNING, return the agent's connection info
   poll/wait    -> the manager's cached state (agents push exits), cheap enough for 0.1 s polls
   send_signal  -> through manager and agent (the fallback; interrupts go as messages)
+  shutdown_requested -> DELETE with a grace period (the kernel exits by itself meanwhile)
   kill/terminate/cleanup -> DELETE: container, ports, slots and row are freed
   get/load_provisioner_info -> the kernel id, so a restarted server re-attaches
 """
@@ -181,12 +182,12 @@ class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     # ----- teardown ----------------------------------------------------------------------
 
-    async def _delete(self) -> None:
+    async def _delete(self, grace: float = 0.0) -> None:
         kid, self._remote_id = self._remote_id, None
         if kid is None:
             return
         try:
-            await self.client.delete_kernel(kid)
+            await self.client.delete_kernel(kid, grace=grace)
         except ManagerError as e:
             if e.status != 404:
                 log.warning("could not delete Backend.AI kernel %s: %s", kid, e)
@@ -203,7 +204,11 @@ class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         await self._delete()
 
     async def shutdown_requested(self, restart: bool = False) -> None:
-        """The kernel was asked to shut down over its control channel; nothing to add."""
+        """The kernel was just sent a shutdown_request: delete it now, giving it the shutdown
+        wait time to exit by itself. Its exit then reads as a deletion to every other server
+        serving it (a second gateway), not as a crash that their restarters would answer with
+        a new kernel, as they would if we deleted it only after seeing it exit."""
+        await self._delete(grace=float(getattr(self.parent, "shutdown_wait_time", 5.0)))
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return recommended

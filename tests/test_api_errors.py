@@ -139,6 +139,16 @@ def test_tags_are_kept_and_shown(clean: Cluster) -> None:
         assert clean.api("DELETE", f"kernels/{k['id']}").status_code == 204
 
 
+def test_bad_grace_leaves_the_kernel_alone(clean: Cluster) -> None:
+    r = clean.api("POST", "kernels", json={"image": IMAGE})
+    assert r.status_code == 201, r.text
+    k = r.json()
+    msg = assert_error(clean.api("DELETE", f"kernels/{k['id']}", params={"grace": "soon"}), 400, "bad_argument")
+    assert "grace" in msg and "soon" in msg
+    assert json_of(clean.api("GET", f"kernels/{k['id']}"))["status"] == "RUNNING"
+    assert clean.api("DELETE", f"kernels/{k['id']}", params={"grace": "2"}).status_code == 204
+
+
 @pytest.mark.parametrize("resources,word", [({"mem": "lots"}, "lots"), ({"cpu": "many"}, "many"),
                                             ({"cpu": -1}, "-1"), ("2 cores", "")])
 def test_bad_resources(clean: Cluster, resources: Any, word: str) -> None:

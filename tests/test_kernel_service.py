@@ -100,6 +100,43 @@ def test_exit_reported_during_delete_never_shows_as_exited(tmp_path: Path) -> No
     run(body, tmp_path)
 
 
+def test_delete_with_grace_lets_the_kernel_exit_by_itself(tmp_path: Path) -> None:
+    """A client that sent shutdown_request deletes with a grace period: the kernel's own exit
+    ends the wait (no destroy), and until the delete is done others read it as RUNNING."""
+    async def body(svc: KernelService, link: ScriptedAgents, store: Store) -> None:
+        k = await started(svc)
+        destroyed: list[str] = []
+
+        async def record(name: str) -> None:
+            destroyed.append(name)
+
+        link.on_destroy = record
+        deleting = asyncio.create_task(svc.delete(k["id"], USER, grace=10))
+        await asyncio.sleep(0.1)
+        assert not deleting.done()
+        await svc.on_exit(AGENT, k["name"], 0)
+        assert svc.get(k["id"], USER)["status"] == "RUNNING"
+        await asyncio.wait_for(deleting, 2)
+        assert destroyed == [] and not await store.list_kernels()
+        with pytest.raises(ApiError) as e:
+            svc.get(k["id"], USER)
+        assert e.value.status == 404
+
+    run(body, tmp_path)
+
+
+def test_delete_with_grace_destroys_a_kernel_that_does_not_exit(tmp_path: Path) -> None:
+    async def body(svc: KernelService, link: ScriptedAgents, store: Store) -> None:
+        k = await started(svc)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await svc.delete(k["id"], USER, grace=0.5)
+        assert loop.time() - t0 >= 0.5
+        assert not link.running and not await store.list_kernels()
+
+    run(body, tmp_path)
+
+
 def test_delete_while_creating_answers_when_the_start_ends(tmp_path: Path) -> None:
     """The container a start produces after its delete is handed back; the delete waits for that."""
     async def body(svc: KernelService, link: ScriptedAgents, store: Store) -> None:

@@ -7,6 +7,7 @@ does), each on a real Docker kernel and each leaving nothing behind.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from typing import Any
@@ -260,4 +261,28 @@ async def test_reattach_with_provisioner_info(cluster: Cluster) -> None:
     await km2.interrupt_kernel()
     await interrupted(kc2, msg_id, timeout=2)
     await stop(km2, kc2)
+    assert_no_leaks(cluster, traces)
+
+
+async def test_a_shutdown_through_one_server_is_no_crash_to_another(cluster: Cluster) -> None:
+    """Two servers serve one kernel (two gateways). A graceful shutdown through one must read as
+    a deletion to the other, never as an exit: its restarter would take that for a crash and
+    start a new kernel nobody asked for."""
+    km1, kc1 = await start(cluster)
+    traces = await trace(cluster, km1, kc1)
+    km2 = AsyncKernelManager(kernel_name=KERNEL, kernel_id=km1.kernel_id)
+    km2.provisioner = KernelProvisionerFactory.instance(parent=km2).create_provisioner_instance(
+        km1.kernel_id, km2.kernel_spec, parent=km2)
+    await km2.provisioner.load_provisioner_info(await km1.provisioner.get_provisioner_info())  # type: ignore[union-attr]
+    assert await km2.is_alive()
+
+    async def watch() -> int:
+        while (code := await km2.provisioner.poll()) is None:  # type: ignore[union-attr]
+            await asyncio.sleep(0.02)
+        return code
+
+    watcher = asyncio.ensure_future(watch())
+    await stop(km1, kc1)  # shutdown_request, then what jupyter_client does after it
+    await asyncio.wait_for(watcher, 30)
+    assert km2.provisioner.deleted_elsewhere  # type: ignore[union-attr]
     assert_no_leaks(cluster, traces)

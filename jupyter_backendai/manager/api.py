@@ -68,12 +68,12 @@ class BaseHandler(web.RequestHandler):
             raise ApiError(400, "bad_json", "request body must be a JSON object")
         return data
 
-    def wait_arg(self, default: float) -> float:
-        raw = self.get_query_argument("wait", None)
+    def wait_arg(self, default: float, name: str = "wait") -> float:
+        raw = self.get_query_argument(name, None)
         try:
             return min(MAX_WAIT, max(0.0, float(raw))) if raw is not None else default
         except ValueError:
-            raise ApiError(400, "bad_argument", f"wait must be a number of seconds, not {raw!r}") from None
+            raise ApiError(400, "bad_argument", f"{name} must be a number of seconds, not {raw!r}") from None
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -147,7 +147,7 @@ class KernelHandler(BaseHandler):
         self.reply(kernel_view(k))
 
     async def delete(self, kid: str) -> None:
-        await self.manager.kernels.delete(kid, self.user)
+        await self.manager.kernels.delete(kid, self.user, grace=self.wait_arg(0.0, "grace"))
         self.set_status(204)
         self.finish()
 

@@ -265,7 +265,9 @@ class KernelService:
             # A LOST agent destroys what it cannot match when it registers again.
             log.warning("destroy %s on %s: %s", name, agent_id, e.message)
 
-    async def delete(self, kid: str, user: dict[str, Any]) -> None:
+    async def delete(self, kid: str, user: dict[str, Any], grace: float = 0.0) -> None:
+        """Destroy a kernel and forget it. ``grace``: seconds to let it exit by itself first
+        (its client has just sent it a shutdown_request), so that it can finish cleanly."""
         k = self.get(kid, user)
         if kid not in self.kernels:  # exited: its agent freed it before reporting the exit
             self.exited.pop(kid, None)
@@ -280,10 +282,21 @@ class KernelService:
         if k["status"] == "CREATING":  # the start hands the container back when it ends
             await self._gone(kid)
             return
-        if k["name"] and k["agent_id"] and k["status"] in ("RUNNING", "EXITED"):
+        if grace > 0 and k["status"] == "RUNNING":
+            await self._exited_on_agent(kid, grace)
+        if k["name"] and k["agent_id"] and k["status"] in ("RUNNING", "EXITED") and not k.get("exited_on_agent"):
             await self._destroy_on_agent(k["agent_id"], k["name"])
         await self._forget(kid)
         self.exited.pop(kid, None)
+
+    async def _exited_on_agent(self, kid: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.kernels[kid].get("exited_on_agent") and (left := deadline - time.monotonic()) > 0:
+            ev = self._changed.setdefault(kid, asyncio.Event())
+            try:
+                await asyncio.wait_for(ev.wait(), left)
+            except asyncio.TimeoutError:
+                pass
 
     async def _gone(self, kid: str) -> None:
         try:
@@ -348,9 +361,15 @@ class KernelService:
 
     async def on_exit(self, agent_id: str, name: str, exit_code: int) -> None:
         for k in list(self.kernels.values()):
-            if k["agent_id"] == agent_id and k["name"] == name and k["status"] == "RUNNING" \
-                    and not k.get("deleting"):  # delete() forgets it itself
+            if k["agent_id"] == agent_id and k["name"] == name and k["status"] == "RUNNING":
                 # The agent has already removed the container and freed its ports.
+                if k.get("deleting"):
+                    # Still RUNNING to everyone else until delete() forgets it (it may be
+                    # waiting for this exit): an EXITED kernel would read as a crash to
+                    # another server's restarter, which would start a new one.
+                    k.update(exited_on_agent=True, exit_code=exit_code)
+                    self._notify(k["id"])
+                    continue
                 k.update(status="EXITED", exit_code=exit_code, updated=time.time())
                 self.exited[k["id"]] = k
                 while len(self.exited) > 1000:
