@@ -208,7 +208,7 @@ class BackendAIProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         wait time to exit by itself. Its exit then reads as a deletion to every other server
         serving it (a second gateway), not as a crash that their restarters would answer with
         a new kernel, as they would if we deleted it only after seeing it exit."""
-        await self._delete(grace=float(getattr(self.parent, "shutdown_wait_time", 5.0)))
+        await self._delete(grace=self.get_shutdown_wait_time(getattr(self.parent, "shutdown_wait_time", 5.0)))
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return recommended

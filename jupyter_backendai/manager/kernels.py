@@ -100,11 +100,15 @@ class KernelService:
             left = deadline - time.monotonic()
             if k["status"] in states or left <= 0:
                 return k
-            ev = self._changed.setdefault(kid, asyncio.Event())
-            try:
-                await asyncio.wait_for(ev.wait(), left)
-            except asyncio.TimeoutError:
-                pass
+            await self._next_change(kid, left)
+
+    async def _next_change(self, kid: str, timeout: float) -> None:
+        """Until the kernel's next change is notified, or ``timeout`` seconds."""
+        ev = self._changed.setdefault(kid, asyncio.Event())
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
 
     async def _set(self, kid: str, **fields: Any) -> None:
         k = self.kernels.get(kid)
@@ -282,21 +286,16 @@ class KernelService:
         if k["status"] == "CREATING":  # the start hands the container back when it ends
             await self._gone(kid)
             return
-        if grace > 0 and k["status"] == "RUNNING":
-            await self._exited_on_agent(kid, grace)
+        deadline = time.monotonic() + grace
+        while k["status"] == "RUNNING" and not k.get("exited_on_agent"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await self._next_change(kid, left)
         if k["name"] and k["agent_id"] and k["status"] in ("RUNNING", "EXITED") and not k.get("exited_on_agent"):
             await self._destroy_on_agent(k["agent_id"], k["name"])
         await self._forget(kid)
         self.exited.pop(kid, None)
-
-    async def _exited_on_agent(self, kid: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.kernels[kid].get("exited_on_agent") and (left := deadline - time.monotonic()) > 0:
-            ev = self._changed.setdefault(kid, asyncio.Event())
-            try:
-                await asyncio.wait_for(ev.wait(), left)
-            except asyncio.TimeoutError:
-                pass
 
     async def _gone(self, kid: str) -> None:
         try:
@@ -367,7 +366,7 @@ class KernelService:
                     # Still RUNNING to everyone else until delete() forgets it (it may be
                     # waiting for this exit): an EXITED kernel would read as a crash to
                     # another server's restarter, which would start a new one.
-                    k.update(exited_on_agent=True, exit_code=exit_code)
+                    k["exited_on_agent"] = True
                     self._notify(k["id"])
                     continue
                 k.update(status="EXITED", exit_code=exit_code, updated=time.time())
